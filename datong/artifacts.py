@@ -82,7 +82,7 @@ def load_pins(path: Path = PIN_FILE) -> Pins:
             raise ArtifactError(f"{path}: {where} lacks {missing}") from None
         if len(item.sha256) != 64 or any(c not in "0123456789abcdef" for c in item.sha256):
             raise ArtifactError(f"{path}: {where} has a malformed sha256")
-        item.parts  # validates the coordinates
+        _ = item.parts  # validates the coordinates
         return item
 
     trino = artifact(data["trino"], "[trino]")
@@ -139,7 +139,13 @@ def maven_fetch(artifacts: Sequence[Artifact], repository: Path) -> None:
     )
     with tempfile.TemporaryDirectory(prefix="datong-mvn-") as work:
         Path(work, "pom.xml").write_text(pom)
-        command = [mvn, "-B", "-q", f"-Dmaven.repo.local={repository}", f"{DEPENDENCY_PLUGIN}:resolve"]
+        command = [
+            mvn,
+            "-B",
+            "-q",
+            f"-Dmaven.repo.local={repository}",
+            f"{DEPENDENCY_PLUGIN}:resolve",
+        ]
         result = subprocess.run(command, cwd=work, capture_output=True, text=True)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import sys
-from typing import Annotated, Any
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -29,7 +28,7 @@ def _settings() -> Settings:
         _fail(f"invalid settings: {error}")
 
 
-def _fail(message: str) -> Any:
+def _fail(message: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
     raise typer.Exit(1)
 
@@ -142,4 +141,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -69,13 +69,17 @@ def run_demo(settings: Settings, console: Console) -> DemoSummary:
         list(HUBEI_PREFECTURES), "division_code string, division_name string, division_kind string"
     )
     frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(location)
-    version = spark.sql(f"DESCRIBE HISTORY delta.`{location}` LIMIT 1").first()["version"]
-    summary.add("Spark writes Delta", f"{frame.count()} rows to {location} (version {version})", started)
+    version = spark.sql(f"DESCRIBE HISTORY delta.`{location}` LIMIT 1").collect()[0]["version"]
+    summary.add(
+        "Spark writes Delta", f"{frame.count()} rows to {location} (version {version})", started
+    )
 
     started = time.monotonic()
     newly = register_table(settings, DEMO_TABLE)
     summary.add(
-        "register in Trino", f"lake.{DEMO_TABLE} ({'new' if newly else 'already registered'})", started
+        "register in Trino",
+        f"lake.{DEMO_TABLE} ({'new' if newly else 'already registered'})",
+        started,
     )
 
     started = time.monotonic()
@@ -96,7 +100,7 @@ def run_demo(settings: Settings, console: Console) -> DemoSummary:
         report.add_row(step, outcome, f"{seconds:.1f}")
     console.print(report)
     console.print(
-        f"Services keep running: try `uv run datong sql \"SELECT * FROM lake.{DEMO_TABLE}\"`, "
+        f'Services keep running: try `uv run datong sql "SELECT * FROM lake.{DEMO_TABLE}"`, '
         "stop them with `uv run datong down`."
     )
     return summary

@@ -60,7 +60,8 @@ def ensure_schemas(settings: Settings, schemas: tuple[str, ...] = LAKE_SCHEMAS) 
             location = trino_location(settings, f"{schema}.x").rsplit("/", 1)[0]
             run(
                 settings,
-                f'CREATE SCHEMA IF NOT EXISTS lake."{schema}" WITH (location = {_literal(location)})',
+                f'CREATE SCHEMA IF NOT EXISTS lake."{schema}" '
+                f"WITH (location = {_literal(location)})",
             )
 
 

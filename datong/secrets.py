@@ -1,4 +1,4 @@
-"""Locally generated secrets: created on first use, kept in the state dir (mode 0600), never in git."""
+"""Locally generated secrets: made on first use, kept in the state dir (mode 0600), not in git."""
 
 from __future__ import annotations
 

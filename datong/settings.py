@@ -92,7 +92,8 @@ class Settings(BaseSettings):
     seaweed_filer_grpc_port: int = 18888
     seaweed_s3_grpc_port: int = 18333
 
-    catalog_database_url: str = ""
+    # May carry a password (PostgreSQL in deployment): kept out of repr and logs.
+    catalog_database_url: str = Field(default="", repr=False)
 
     @classmethod
     def settings_customise_sources(

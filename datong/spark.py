@@ -65,7 +65,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         # Delta rebuilds table state with 50 shuffle tasks by default; our logs are small.
         "spark.databricks.delta.snapshotPartitions": str(settings.spark_shuffle_partitions),
-        # Dates before 1900 (old household registrations) must round-trip without rebasing surprises.
+        # Dates before 1900 (old household records) must round-trip without calendar rebasing.
         "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
         "spark.sql.session.timeZone": "Asia/Shanghai",
         # Bind the driver to loopback: the embedded platform never listens beyond 127.0.0.1.

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Data quality: Great Expectations suites derived from ``schemas/`` plus declared rules."""

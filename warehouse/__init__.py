@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Trino configuration (``warehouse/trino/etc``), view SQL and access-rule rendering."""

@@ -42,7 +42,8 @@ def render_etc(settings: Settings, etc_dir: Path) -> None:
         shutil.copyfile(TEMPLATE_DIR / name, etc_dir / name)
     flavour = "s3" if settings.uses_s3 else "local"
     shutil.copyfile(
-        TEMPLATE_DIR / "catalog" / f"lake-{flavour}.properties", etc_dir / "catalog" / "lake.properties"
+        TEMPLATE_DIR / "catalog" / f"lake-{flavour}.properties",
+        etc_dir / "catalog" / "lake.properties",
     )
     rules = etc_dir / "rules.json"
     if not rules.exists():

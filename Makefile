@@ -1,0 +1,56 @@
+# datong — the front door. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+RUN := $(UV) run --locked
+
+.PHONY: help setup demo test test-unit test-integration lint format lock-check bench up down status clean
+
+help: ## Show this list of targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+setup: ## Install everything: system packages if missing, Python deps (uv), Spark jars and Trino
+	@bash scripts/system-deps.sh
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q "uv==$(UV_VERSION)"
+	$(UV) sync --locked
+	$(RUN) datong setup
+
+demo: setup ## Set up if needed, start the services and run the platform's main job
+	$(RUN) datong demo
+
+test: setup ## Set up if needed and run every test (unit, integration, browser)
+	$(RUN) pytest
+
+test-unit: ## Run the fast unit tests only (seconds; needs `make setup` once)
+	$(RUN) pytest -m "not integration and not browser and not slow" -q
+
+test-integration: setup ## Run only the tests that start real engines
+	$(RUN) pytest -m "integration"
+
+lint: ## Ruff (lint + format check) and mypy on the core package
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+format: ## Format and autofix with ruff
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+lock-check: ## Fail when uv.lock does not match pyproject.toml
+	$(UV) lock --check
+
+bench: setup ## Run the benchmarks and print results for BENCHMARKS.md
+	$(RUN) python -m bench.startup
+
+up: ## Start the embedded services (Trino; SeaweedFS for s3:// roots)
+	$(RUN) datong up
+
+down: ## Stop the embedded services
+	$(RUN) datong down
+
+status: ## Show the embedded services
+	$(RUN) datong status
+
+clean: down ## Stop services and delete the local state dir (.state); the download cache stays
+	rm -rf .state

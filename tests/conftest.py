@@ -1,0 +1,79 @@
+"""Shared fixtures: one Spark session per test run, platforms started once per storage root."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datong.services.process import free_port
+from datong.settings import Settings
+
+
+def _free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+@pytest.fixture(scope="session")
+def s3_test_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Ports and credentials of this run's own SeaweedFS, never the user's running one."""
+    ports = _free_ports(8)
+    return {
+        "seaweed_master_port": ports[0],
+        "seaweed_master_grpc_port": ports[1],
+        "seaweed_volume_port": ports[2],
+        "seaweed_volume_grpc_port": ports[3],
+        "seaweed_filer_port": ports[4],
+        "seaweed_filer_grpc_port": ports[5],
+        "s3_endpoint": f"http://127.0.0.1:{ports[6]}",
+        "seaweed_s3_grpc_port": ports[7],
+        "s3_access_key": "test-" + secrets.token_hex(4),
+        "s3_secret_key": secrets.token_urlsafe(24),
+    }
+
+
+def make_settings(state_dir: Path, root: str, s3: dict[str, object], **extra: object) -> Settings:
+    storage_root = "s3://datong-test/lake" if root == "s3" else (state_dir / "lake").as_uri()
+    return Settings(
+        state_dir=state_dir,
+        storage_root=storage_root,
+        trino_port=free_port(),
+        spark_master="local[2]",
+        **s3,  # type: ignore[arg-type]
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory, s3_test_settings: dict[str, object]):
+    """One Spark session for the whole run, able to reach both file:// and this run's S3."""
+    from datong.spark import spark_session
+
+    state = tmp_path_factory.mktemp("spark-state")
+    settings = make_settings(state, "s3", s3_test_settings)
+    session = spark_session(settings, "datong-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session", params=["file", "s3"])
+def platform_settings(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    s3_test_settings: dict[str, object],
+) -> Iterator[Settings]:
+    """A running embedded platform (Trino, plus SeaweedFS for s3://), once per storage root."""
+    from datong.services import platform
+
+    state = tmp_path_factory.mktemp(f"platform-{request.param}")
+    settings = make_settings(state, request.param, s3_test_settings)
+    platform.up(settings)
+    try:
+        yield settings
+    finally:
+        platform.down(settings)
