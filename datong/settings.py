@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     )
 
     spark_master: str = "local[*]"
+    # Where executors reach the driver: loopback for the embedded platform, the driver
+    # machine's cluster address when spark_master is a cluster URL.
+    spark_driver_host: str = "127.0.0.1"
     # 2 GiB is enough for the demo and tests on small data; raise it for a 1M-person run.
     spark_driver_memory: str = "2g"
     # Few shuffle partitions: local data is small and 200 tiny tasks cost more than they save.

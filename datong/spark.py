@@ -68,9 +68,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Dates before 1900 (old household records) must round-trip without calendar rebasing.
         "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
         "spark.sql.session.timeZone": "Asia/Shanghai",
-        # Bind the driver to loopback: the embedded platform never listens beyond 127.0.0.1.
-        "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.host": "127.0.0.1",
+        # Loopback by default: the embedded platform never listens beyond 127.0.0.1.
+        "spark.driver.bindAddress": settings.spark_driver_host,
+        "spark.driver.host": settings.spark_driver_host,
     }
     if settings.spark_master.startswith("local"):
         # Driver and executors share one JVM: put the jars on its class path at launch.
