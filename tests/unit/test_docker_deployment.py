@@ -21,7 +21,7 @@ import yaml
 
 from datong.services.trino import STATIC_FILES, TEMPLATE_DIR
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO / "docker"
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
 ENV_EXAMPLE = DOCKER_DIR / ".env.example"
