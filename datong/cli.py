@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -49,20 +50,30 @@ def setup() -> None:
 
 
 @app.command()
-def up() -> None:
+def up(
+    with_postgres: Annotated[
+        bool, typer.Option("--with-postgres", help="Also start the embedded PostgreSQL.")
+    ] = False,
+) -> None:
     """Start the embedded services (Trino; SeaweedFS when the root is s3://) on 127.0.0.1."""
     from datong.query import QueryError
     from datong.services import platform
     from datong.services.process import ServiceError
 
     settings = _settings()
+    services = ["postgres", *platform.wanted_services(settings)] if with_postgres else None
     try:
-        pids = platform.up(settings)
+        pids = platform.up(settings, services=services)
     except (ServiceError, QueryError) as error:
         _fail(str(error))
     for name, pid in pids.items():
         out.print(f"{name}: running (pid {pid})")
     out.print(f"Trino: {settings.trino_url}  storage root: {settings.storage_root}")
+    if with_postgres:
+        out.print(
+            f"PostgreSQL: 127.0.0.1:{settings.postgres_port}  "
+            f"(superuser password in {settings.state_dir / 'secrets' / 'postgres.json'})"
+        )
 
 
 @app.command()
@@ -126,6 +137,52 @@ def demo() -> None:
         run_demo(settings, out)
     except Exception as error:
         _fail(f"{type(error).__name__}: {error}")
+
+
+@app.command()
+def generate(
+    persons: Annotated[
+        int, typer.Option(help="Number of persons (approximate: whole households).")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Landing-zone directory to write into.")],
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 42,
+    batch: Annotated[int, typer.Option(help="Delivery number: 1 first, K a later month.")] = 1,
+    db: Annotated[
+        str | None, typer.Option(help="PostgreSQL URL for resources delivered as DB tables.")
+    ] = None,
+    errors: Annotated[
+        Path | None, typer.Option(help="YAML of error rates (default: synthetic/error_rates.yaml).")
+    ] = None,
+    error_scale: Annotated[float, typer.Option(help="Multiply every error rate.")] = 1.0,
+    clean: Annotated[bool, typer.Option(help="Inject no errors at all.")] = False,
+) -> None:
+    """Generate one synthetic province's department extracts, with errors and ground truth."""
+    from rich.progress import Progress
+
+    from synthetic.errors import ErrorRates
+    from synthetic.generate import Options
+    from synthetic.generate import generate as run_generate
+
+    if persons < 1 or batch < 1:
+        _fail("--persons and --batch must be at least 1")
+    rates = ErrorRates.load(errors, scale=0.0 if clean else error_scale)
+    options = Options(persons=persons, seed=seed, out=out_dir, batch=batch, db_url=db, rates=rates)
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("generating", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        manifest = run_generate(options, advance)
+    table = Table("resource", "delivered as", "records", "note", title=f"batch {batch}")
+    for report in manifest.files:
+        table.add_row(report.resource, report.path, str(report.records), report.failure or "")
+    out.print(table)
+    out.print(
+        f"{manifest.persons} persons, {manifest.legal_persons} legal persons, "
+        f"{sum(manifest.injected.values())} injected errors, {manifest.conflicts} true conflicts; "
+        f"ground truth in {out_dir / '_truth' / f'batch-{batch:04d}'}"
+    )
 
 
 @app.command("config")

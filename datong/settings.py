@@ -97,6 +97,9 @@ class Settings(BaseSettings):
 
     # May carry a password (PostgreSQL in deployment): kept out of repr and logs.
     catalog_database_url: str = Field(default="", repr=False)
+    # The embedded PostgreSQL (`datong up --with-postgres`): not 5432, which a distribution's
+    # own cluster may hold; listens on 127.0.0.1 only.
+    postgres_port: int = 5433
 
     @classmethod
     def settings_customise_sources(

@@ -77,3 +77,24 @@ def platform_settings(
         yield settings
     finally:
         platform.down(settings)
+
+
+@pytest.fixture(scope="session")
+def postgres_settings() -> Iterator[Settings]:
+    """This run's own PostgreSQL on a free port, in a fresh state dir; stopped at the end."""
+    import shutil
+    import tempfile
+
+    from datong.services import platform
+
+    # Not under pytest's basetemp: that is private to the user running pytest (0700), and
+    # under root the server runs as the `postgres` OS user, which must reach its directory.
+    state = Path(tempfile.mkdtemp(prefix="datong-pg-test-"))
+    state.chmod(0o711)
+    settings = Settings(state_dir=state, postgres_port=free_port())
+    try:
+        platform.up(settings, services=["postgres"])
+        yield settings
+    finally:
+        platform.down(settings)
+        shutil.rmtree(state, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datong import artifacts
 from datong.services import process
+from datong.services.postgres import postgres_spec
 from datong.services.process import ServiceError, ServiceSpec, ServiceStatus
 from datong.services.seaweedfs import seaweedfs_spec
 from datong.services.trino import trino_spec
@@ -12,7 +13,11 @@ from datong.storage import ensure_bucket
 
 
 def wanted_services(settings: Settings) -> list[str]:
-    """SeaweedFS runs only when the storage root is s3:// on the local endpoint."""
+    """SeaweedFS runs only when the storage root is s3:// on the local endpoint.
+
+    PostgreSQL is never started by default: ask for it (``services=[..., "postgres"]``,
+    ``datong up --with-postgres``).
+    """
     names = []
     if settings.uses_s3 and _is_local_endpoint(settings):
         names.append("seaweedfs")
@@ -31,17 +36,22 @@ def spec_for(settings: Settings, name: str) -> ServiceSpec:
         return seaweedfs_spec(settings)
     if name == "trino":
         return trino_spec(settings)
+    if name == "postgres":
+        return postgres_spec(settings)
     raise ValueError(f"unknown service {name!r}")
 
 
 def up(settings: Settings, services: list[str] | None = None) -> dict[str, int]:
     """Start the services in order; on any failure stop what this call started."""
-    if not artifacts.is_installed(settings.cache_dir):
+    names = services or wanted_services(settings)
+    # PostgreSQL comes from the system's packages, not from the downloaded runtime.
+    needs_runtime = any(name != "postgres" for name in names)
+    if needs_runtime and not artifacts.is_installed(settings.cache_dir):
         raise ServiceError("the runtime is not installed yet: run `datong setup` (or `make setup`)")
     started: list[ServiceSpec] = []
     pids: dict[str, int] = {}
     try:
-        for name in services or wanted_services(settings):
+        for name in names:
             spec = spec_for(settings, name)
             already = process.status(spec).running
             pids[name] = process.start(spec)
@@ -63,7 +73,7 @@ def up(settings: Settings, services: list[str] | None = None) -> dict[str, int]:
 def down(settings: Settings) -> list[str]:
     """Stop every service that has a pid file; returns the names of those that were running."""
     stopped = []
-    for name in reversed(["seaweedfs", "trino"]):
+    for name in reversed(["postgres", "seaweedfs", "trino"]):
         spec = _spec_without_side_effects(settings, name)
         if process.stop(spec):
             stopped.append(name)
@@ -71,11 +81,13 @@ def down(settings: Settings) -> list[str]:
 
 
 def status(settings: Settings) -> list[ServiceStatus]:
-    return [process.status(_spec_without_side_effects(settings, n)) for n in ("trino", "seaweedfs")]
+    names = ("trino", "seaweedfs", "postgres")
+    return [process.status(_spec_without_side_effects(settings, n)) for n in names]
 
 
 def _spec_without_side_effects(settings: Settings, name: str) -> ServiceSpec:
     """A spec good enough to find, probe and stop a service (no rendering, no installs)."""
+    from datong.services import postgres
     from datong.services.seaweedfs import seaweedfs_ports
     from datong.services.trino import trino_healthy
     from datong.storage import object_store_healthy
@@ -84,6 +96,16 @@ def _spec_without_side_effects(settings: Settings, name: str) -> ServiceSpec:
     if name == "trino":
         return ServiceSpec(
             "trino", [], run_dir, [settings.trino_port], lambda: trino_healthy(settings)
+        )
+    if name == "postgres":
+        return ServiceSpec(
+            "postgres",
+            [],
+            run_dir,
+            [settings.postgres_port],
+            lambda: postgres.postgres_healthy(settings),
+            stop_grace=postgres.STOP_GRACE,
+            stop_signal=postgres.STOP_SIGNAL,
         )
     return ServiceSpec(
         "seaweedfs",

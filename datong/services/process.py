@@ -34,6 +34,9 @@ class ServiceSpec:
     start_timeout: float = 180.0
     # SeaweedFS ignores SIGTERM for several seconds; Trino shuts down gracefully in a few.
     stop_grace: float = 15.0
+    # The signal that asks for a shutdown; SIGKILL follows after stop_grace. PostgreSQL
+    # takes SIGTERM as a "smart" shutdown that waits for every client to leave: it uses SIGINT.
+    stop_signal: int = signal.SIGTERM
 
     @property
     def pid_file(self) -> Path:
@@ -159,7 +162,8 @@ def start(spec: ServiceSpec) -> int:
 
 
 def stop(spec: ServiceSpec) -> bool:
-    """Stop the process group in the pid file: SIGTERM, then SIGKILL after the grace period.
+    """Stop the process group in the pid file: ``stop_signal`` (SIGTERM unless the spec says
+    otherwise), then SIGKILL after the grace period.
 
     Returns True when something was running.
     """
@@ -168,7 +172,7 @@ def stop(spec: ServiceSpec) -> bool:
         return False
     was_running = pid_alive(pid)
     if was_running:
-        _signal_group(pid, signal.SIGTERM)
+        _signal_group(pid, spec.stop_signal)
         deadline = time.monotonic() + spec.stop_grace
         while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.2)

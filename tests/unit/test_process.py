@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import time
@@ -76,6 +77,24 @@ def test_stop_kills_a_process_that_ignores_sigterm(tmp_path):
     assert process.stop(service) is True
     assert not pid_alive(pid)
     assert 1.0 <= time.monotonic() - began < 10
+
+
+def test_stop_sends_the_specs_stop_signal_first(tmp_path):
+    # Like PostgreSQL: SIGINT is the quick shutdown, SIGTERM would wait (here: for ever).
+    marker = tmp_path / "ready"
+    script = (
+        "import signal, sys, time, pathlib; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "signal.signal(signal.SIGINT, lambda *_: sys.exit(0)); "
+        f"pathlib.Path({str(marker)!r}).write_text('x'); time.sleep(120)"
+    )
+    service = spec(
+        tmp_path, script, health=marker.exists, stop_grace=30.0, stop_signal=signal.SIGINT
+    )
+    pid = process.start(service)
+    began = time.monotonic()
+    assert process.stop(service) is True
+    assert not pid_alive(pid)
+    assert time.monotonic() - began < 5
 
 
 def test_port_already_taken_is_refused_before_starting(tmp_path):
