@@ -9,7 +9,7 @@ import tomllib
 
 from datong.settings import REPO_ROOT
 
-TOP_LEVEL_PACKAGES = ["datong", "jobs", "catalog", "quality", "warehouse", "dags"]
+TOP_LEVEL_PACKAGES = ["datong", "jobs", "catalog", "quality", "warehouse", "dags", "synthetic"]
 
 
 def test_architecture_folders_exist():
