@@ -1,7 +1,8 @@
 """The platform's main job, end to end, as far as the platform goes today.
 
-Now: start the services, write a Delta table with Spark, register it in Trino, query it
-through Trino. Each later capability (ingest, quality, base libraries, catalogue, grants)
+Now: generate a synthetic province's department deliveries (with errors and ground
+truth), start the services, write a Delta table with Spark, register it in Trino, query
+it through Trino. Each later capability (ingest, quality, base libraries, catalogue, grants)
 extends this job.
 """
 
@@ -16,6 +17,8 @@ from rich.table import Table
 from datong.settings import Settings
 
 DEMO_TABLE = "bronze.demo_division"
+# Small enough to generate in seconds, large enough to show every kind of error.
+DEMO_PERSONS = 10_000
 
 #: Hubei's prefecture-level divisions (GB/T 2260): code, name, kind.
 HUBEI_PREFECTURES: tuple[tuple[str, str, str], ...] = (
@@ -54,6 +57,21 @@ def run_demo(settings: Settings, console: Console) -> DemoSummary:
     from datong.storage import spark_location
 
     summary = DemoSummary()
+
+    started = time.monotonic()
+    from synthetic.generate import Options, generate
+
+    landing = settings.state_dir / "landing"
+    manifest = generate(Options(persons=DEMO_PERSONS, seed=2026, out=landing))
+    failed = [f.resource for f in manifest.files if f.failure]
+    summary.add(
+        "generate a synthetic province",
+        f"{manifest.persons:,} persons, {manifest.legal_persons:,} legal persons, "
+        f"{len(manifest.files)} department deliveries in {landing}; "
+        f"{sum(manifest.injected.values()):,} injected errors, {manifest.conflicts} true "
+        f"conflicts, failed files: {', '.join(failed) or 'none'} (ground truth in _truth/)",
+        started,
+    )
 
     started = time.monotonic()
     pids = platform.up(settings)

@@ -6,6 +6,7 @@ import datetime as dt
 import random
 import zlib
 from collections.abc import Iterator
+from functools import cache
 
 from synthetic.deliveries import Conflict, Context, Record
 from synthetic.identifiers import citizen_id, credit_code
@@ -28,6 +29,7 @@ LICENCE_TYPES = {
 }
 
 
+@cache
 def authority_code(division_code: str, office: str) -> str:
     """The credit code of a government body (authority 1, kind 1) in a division."""
     return credit_code("1", "1", division_code, zlib.crc32(f"{division_code}{office}".encode()))

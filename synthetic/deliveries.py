@@ -197,9 +197,12 @@ def social_organization(chunk: Chunk, ctx: Context) -> Iterator[Record]:
 
 
 def birth_certificate(chunk: Chunk, ctx: Context) -> Iterator[Record]:
+    households: dict[str, list[Person]] = {}
+    for person in chunk.persons.values():
+        households.setdefault(person.household_id, []).append(person)
     for child_id, issued in chunk.births:
         child = chunk.persons[child_id]
-        members = [p for p in chunk.persons.values() if p.household_id == child.household_id]
+        members = households[child.household_id]
         head = next((p for p in members if p.relation_to_head == "02"), None)
         spouse = chunk.persons.get(head.spouse_id) if head and head.spouse_id else None
         mother = next((p for p in (head, spouse) if p and p.gender == "2"), None)

@@ -321,6 +321,8 @@ class ChunkBuilder:
         head_gender = "1" if rng.random() < 0.7 else "2"
         head_birth = self._birth(rng, 22, 80, when)
 
+        members: list[str] = []
+
         def add(gender: str, birth: dt.date, relation: str, name: str) -> Person:
             person_id = self._person_id(place, birth, gender, rng)
             registered = max(birth, dt.date(1985, 1, 1)) + dt.timedelta(days=rng.randint(0, 60))
@@ -337,6 +339,7 @@ class ChunkBuilder:
                 registration_date=min(registered, when),
             )
             chunk.persons[person_id] = person
+            members.append(person_id)
             return person
 
         head = add(head_gender, head_birth, "02", self._name(rng, head_gender, surname))
@@ -369,9 +372,8 @@ class ChunkBuilder:
                 self._name(rng, gender, surname if gender == "1" else None),
             )
         # Natural mortality within the last years: kept in the register as cancelled.
-        for person in list(chunk.persons.values()):
-            if person.household_id != household_id:
-                continue
+        for person_id in members:
+            person = chunk.persons[person_id]
             if _age(person.birth_date, when) > 70 and rng.random() < 0.06:
                 died = when - dt.timedelta(days=rng.randint(10, 3 * 365))
                 chunk.persons[person.person_id] = replace(person, death_date=died)
