@@ -266,13 +266,26 @@ def _licence(
     name, issuer, years = LICENCE_TYPES[licence_type]
     holder_id = holder.person_id if isinstance(holder, Person) else holder.credit_code
     rng = ctx.rng("licence", licence_type, holder_id)
-    expiry = issued + dt.timedelta(days=years * 365) if years else None
-    status, changed = "有效", issued
+    expiry = None
     conflicts: tuple[Conflict, ...] = ()
+    if years:
+        # Holders renew before expiry: the current licence is the latest renewal ...
+        period = dt.timedelta(days=years * 365)
+        renewals = max(0, (chunk.extract_date - issued) // period)
+        issued = issued + renewals * period
+        expiry = issued + period
+        # ... except a few whose renewal never reached the e-licence library.
+        if renewals and rng.random() < ctx.rates.expired_license_still_valid:
+            issued, expiry = issued - period, issued
+            conflicts = (
+                Conflict(holder_id, "license_status", "expired_license_still_valid",
+                         "bronze.e_license", f"expired {expiry}", "bronze.e_license", "有效"),
+            )  # fmt: skip
+    status, changed = "有效", issued
     if isinstance(holder, LegalPerson) and holder.status in ("注销", "吊销"):
         ended = holder.deregistered or issued
         if holder.status == "注销" and rng.random() < ctx.rates.deregistered_still_licensed:
-            conflicts = (
+            conflicts += (
                 Conflict(
                     holder_id,
                     "licence_status",

@@ -47,6 +47,7 @@ class ErrorRates:
     deceased_still_active: float = 0.2
     deregistered_still_licensed: float = 0.2
     dangling_reference: float = 0.003
+    expired_license_still_valid: float = 0.02
     truncated_files: int = 1
     wrong_encoding_files: int = 1
 

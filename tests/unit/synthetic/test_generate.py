@@ -279,3 +279,20 @@ def test_batch_two_delivers_changes(province, province_batch2):
             assert count_two >= count_one * 0.9, name
         else:
             assert count_two < count_one or count_one == 0, name
+
+
+def test_expired_licences_marked_valid_are_exactly_the_recorded_conflicts(noisy_province):
+    out, manifest = noisy_province
+    extract = dt.date.fromisoformat(manifest.extract_date)
+    recorded = {
+        c["subject"]
+        for c in truth(out, 1, "conflicts.jsonl")
+        if c["kind"] == "expired_license_still_valid"
+    }
+    stale = {
+        row["holder_id"]
+        for row in _clean_rows(out, manifest, "bronze.e_license")
+        if row["expiry_date"] and row["status"] == "有效"
+        and dt.date.fromisoformat(row["expiry_date"]) < extract
+    }  # fmt: skip
+    assert stale and stale <= recorded
