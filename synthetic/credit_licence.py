@@ -59,7 +59,7 @@ def administrative_licence(chunk: Chunk, ctx: Context) -> Iterator[Record]:
                 "9", "1", legal.division_code, 99_000_000 + rng.randint(0, 999_999)
             )
             injected = (
-                ("subject_id", "dangling_reference", "quarantine", legal.credit_code, subject_id),
+                ("subject_id", "dangling_reference", "unlinked", legal.credit_code, subject_id),
             )
         yield Record(
             {
@@ -123,7 +123,7 @@ def administrative_penalty(chunk: Chunk, ctx: Context) -> Iterator[Record]:
                 if kind == "natural_person"
                 else credit_code("9", "1", division, 98_000_000 + rng.randint(0, 999_999))
             )
-            injected = (("subject_id", "dangling_reference", "quarantine", true_id, subject_id),)
+            injected = (("subject_id", "dangling_reference", "unlinked", true_id, subject_id),)
         # Simple penalties are public for 3 months, heavier ones for 3 years (信用修复 rules).
         heavy = rng.random() < 0.3
         yield Record(

@@ -8,6 +8,7 @@ delivered value, and what the platform is expected to do with it:
 - ``normalise``: the row must be accepted with the true value restored;
 - ``deduplicate``: an exact duplicate row; one copy must survive;
 - ``conflict``: valid on its own, but disagrees with the authoritative source;
+- ``unlinked``: valid on its own, but names a subject no base library knows;
 - ``failed_batch``: the whole file cannot be read.
 """
 
