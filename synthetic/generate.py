@@ -195,9 +195,17 @@ def _report(options: Options, resource: Any, writer: DeliveryWriter) -> FileRepo
 
 def _file_level_errors(options: Options, manifest: Manifest, truth: GroundTruth) -> None:
     """Truncate one CSV file and re-encode another, as the rates ask; both fail whole."""
+    from datong.contracts import load_resources
+
     ctx = Context(options.seed, options.rates)
     rng = ctx.rng("file-errors", options.batch)
-    csv_files = [f for f in manifest.files if f.format == "csv" and f.records > 2]
+    # Only real file deliveries: a db_table resource written as CSV (no --db) is a stand-in.
+    resources = load_resources()
+    csv_files = [
+        f
+        for f in manifest.files
+        if f.format == "csv" and f.records > 2 and resources[f.resource].delivery.format == "csv"
+    ]
     utf8_files = [f for f in csv_files if (f.encoding or "utf-8") == "utf-8"]
     chosen: set[str] = set()
     for _ in range(options.rates.wrong_encoding_files):

@@ -1,0 +1,38 @@
+"""Lake table handles: read and write Delta tables by their dataset name ``<schema>.<table>``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from datong.settings import Settings
+from datong.storage import spark_location
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+def exists(spark: SparkSession, settings: Settings, name: str) -> bool:
+    from delta.tables import DeltaTable
+
+    return bool(DeltaTable.isDeltaTable(spark, spark_location(settings, name)))
+
+
+def read(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
+    return spark.read.format("delta").load(spark_location(settings, name))
+
+
+def append(
+    frame: DataFrame,
+    settings: Settings,
+    name: str,
+    transaction: str | None = None,
+) -> None:
+    """Append ``frame``; with ``transaction`` the write happens at most once per table.
+
+    Delta records (transaction, version 1) in the commit and skips a later write with the
+    same pair, so a rerun after a crash between two tables' writes cannot duplicate rows.
+    """
+    writer = frame.write.format("delta").mode("append").option("mergeSchema", "false")
+    if transaction:
+        writer = writer.option("txnAppId", transaction).option("txnVersion", 1)
+    writer.save(spark_location(settings, name))

@@ -1,0 +1,233 @@
+"""Ingest: department deliveries land in ``lake.bronze``, bad rows in ``lake.quarantine``,
+one ledger row per file in ``lake.ops.ingest_ledger``; nothing is lost.
+
+For each new file of a source (a file whose checksum has no successful ledger row): stage
+it (strict decode, exact record numbers), apply the bronze rules, append accepted rows to
+``bronze.<table>`` with lineage columns and rejected rows to ``quarantine.rejected_row``
+with every rule broken, then write the ledger row. Rows read = accepted + quarantined, or
+the job fails. The two data writes are Delta idempotent writes keyed by the file's
+checksum, so a crash between them is completed, not duplicated, by the rerun.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from datong import tables
+from datong.contracts import load_resources
+from datong.settings import Settings, load_settings
+from datong.sources import Source, load_sources
+from jobs import rules
+from jobs.staging import RAW, ROW_NUMBER, UnreadableFile, file_checksum, stage
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+LEDGER = "ops.ingest_ledger"
+QUARANTINE = "quarantine.rejected_row"
+EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "xlsx": ".xlsx", "db_table": ".csv"}
+
+
+class ReconciliationError(RuntimeError):
+    """Rows read did not equal accepted plus quarantined: the job refuses to go on."""
+
+
+@dataclass
+class FileResult:
+    """One ledger row: what happened to one delivered file."""
+
+    source_id: str
+    resource: str
+    batch_id: str
+    file: str
+    checksum: str
+    status: str  # succeeded, failed, skipped
+    rows_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    error: str | None = None
+    run_id: str = ""
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+
+def _delivered_files(source: Source, resource: Any, landing: Path) -> list[tuple[str, Path]]:
+    folder = landing / source.delivery.path  # type: ignore[union-attr]
+    suffix = EXTENSIONS[resource.delivery.format]
+    found = []
+    for batch in sorted(p for p in folder.glob("batch-*") if p.is_dir()):
+        for path in sorted(batch.iterdir()):
+            if path.is_file() and path.suffix == suffix:
+                found.append((batch.name, path))
+    return found
+
+
+def succeeded_checksums(spark: SparkSession, settings: Settings, source_id: str) -> set[str]:
+    from pyspark.sql import functions as F
+
+    if not tables.exists(spark, settings, LEDGER):
+        return set()
+    ledger = tables.read(spark, settings, LEDGER)
+    rows = ledger.where((F.col("source_id") == source_id) & (F.col("status") == "succeeded"))
+    return {row["checksum"] for row in rows.select("checksum").distinct().collect()}
+
+
+def with_reasons(checked: DataFrame) -> DataFrame:
+    """Rejected rows as the quarantine table holds them: raw text and every rule broken."""
+    from pyspark.sql import functions as F
+
+    texts = rules.rule_texts()
+    zh = F.create_map(*[x for rule, t in texts.items() for x in (F.lit(rule), F.lit(t["zh"]))])
+    en = F.create_map(*[x for rule, t in texts.items() for x in (F.lit(rule), F.lit(t["en"]))])
+    problems = F.transform(
+        F.col(rules.RULES),
+        lambda item: F.struct(
+            F.split(item, ":")[0].alias("rule_id"),
+            F.split(item, ":")[1].alias("field"),
+            F.element_at(zh, F.split(item, ":")[0]).alias("reason_zh"),
+            F.element_at(en, F.split(item, ":")[0]).alias("reason_en"),
+        ),
+    )
+    return checked.select(
+        "_source_id",
+        "_resource",
+        "_source_file",
+        "_batch_id",
+        F.col(ROW_NUMBER).alias("_row_number"),
+        F.col(RAW).alias("_raw"),
+        problems.alias("problems"),
+        "_ingested_at",
+    )
+
+
+def _fault(point: str) -> None:
+    """Test hook: DATONG_INGEST_FAULT=<point> crashes the job there (never set in production)."""
+    if os.environ.get("DATONG_INGEST_FAULT") == point:
+        raise RuntimeError(f"injected fault at {point}")
+
+
+def ingest_file(
+    spark: SparkSession,
+    settings: Settings,
+    source: Source,
+    resource: Any,
+    batch_id: str,
+    path: Path,
+    landing: Path,
+) -> FileResult:
+    from pyspark.sql import functions as F
+
+    started = dt.datetime.now()
+    relative = path.relative_to(landing).as_posix()
+    checksum = file_checksum(path)
+    result = FileResult(
+        source.id, resource.name, batch_id, relative, checksum, "failed",
+        run_id=uuid.uuid4().hex, started_at=started,
+    )  # fmt: skip
+    columns = [e.name for e in resource.elements]
+    fmt = "csv" if resource.delivery.format == "db_table" else resource.delivery.format
+    target = settings.state_dir / "staging" / source.id / f"{checksum}.parquet"
+    try:
+        staged = stage(path, fmt, resource.delivery.encoding, columns, target)
+    except UnreadableFile as error:
+        result.error = f"{relative}: {error}"
+        result.finished_at = dt.datetime.now()
+        return result
+    result.rows_read = staged.records
+    frame = spark.read.parquet(str(staged.path))
+    checked = rules.transform(frame, resource).select(
+        "*",
+        F.lit(source.id).alias("_source_id"),
+        F.lit(resource.name).alias("_resource"),
+        F.lit(relative).alias("_source_file"),
+        F.lit(batch_id).alias("_batch_id"),
+        F.lit(started).cast("timestamp").alias("_ingested_at"),
+    )
+    checked = checked.persist()
+    try:
+        accepted = checked.where(F.size(rules.RULES) == 0).select(
+            *columns,
+            "_source_id",
+            "_source_file",
+            "_batch_id",
+            F.col(ROW_NUMBER).alias("_row_number"),
+            "_ingested_at",
+            F.sha2(F.col(RAW), 256).alias("_row_hash"),
+        )
+        rejected = with_reasons(checked.where(F.size(rules.RULES) > 0))
+        result.accepted = accepted.count()
+        result.quarantined = rejected.count()
+        if result.rows_read != result.accepted + result.quarantined:
+            raise ReconciliationError(
+                f"{relative}: read {result.rows_read} rows but accepted {result.accepted} "
+                f"and quarantined {result.quarantined}"
+            )
+        transaction = f"ingest:{source.id}:{checksum}"
+        tables.append(accepted, settings, resource.name, transaction)
+        _fault("after_bronze")
+        tables.append(rejected, settings, QUARANTINE, transaction)
+    finally:
+        checked.unpersist()
+    result.status = "succeeded"
+    result.finished_at = dt.datetime.now()
+    return result
+
+
+def write_ledger(spark: SparkSession, settings: Settings, results: list[FileResult]) -> None:
+    if not results:
+        return
+    from pyspark.sql.types import (
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+        TimestampType,
+    )
+
+    schema = StructType(
+        [StructField(n, StringType()) for n in
+         ("source_id", "resource", "batch_id", "file", "checksum", "status")]
+        + [StructField(n, LongType()) for n in ("rows_read", "accepted", "quarantined")]
+        + [StructField("error", StringType()), StructField("run_id", StringType()),
+           StructField("started_at", TimestampType()), StructField("finished_at", TimestampType())]
+    )  # fmt: skip
+    rows = [tuple(asdict(r).values()) for r in results]
+    tables.append(spark.createDataFrame(rows, schema), settings, LEDGER)
+
+
+def run_source(
+    source_id: str,
+    landing: str | Path | None = None,
+    settings: Settings | None = None,
+    spark: SparkSession | None = None,
+) -> list[FileResult]:
+    """Ingest every new delivered file of one source; returns one result per file."""
+    settings = settings or load_settings()
+    if spark is None:
+        from datong.spark import spark_session
+
+        spark = spark_session(settings, f"ingest-{source_id}")
+    source = load_sources()[source_id]
+    resource = load_resources()[source.resource]
+    if source.delivery.kind != "landing":
+        raise NotImplementedError(f"{source_id}: JDBC ingest is not implemented yet")
+    landing_root = Path(landing) if landing else settings.state_dir / "landing"
+    done = succeeded_checksums(spark, settings, source_id)
+    results: list[FileResult] = []
+    for batch_id, path in _delivered_files(source, resource, landing_root):
+        checksum = file_checksum(path)
+        if checksum in done:
+            results.append(
+                FileResult(source.id, resource.name, batch_id,
+                           path.relative_to(landing_root).as_posix(), checksum, "skipped")
+            )  # fmt: skip
+            continue
+        result = ingest_file(spark, settings, source, resource, batch_id, path, landing_root)
+        write_ledger(spark, settings, [result])
+        results.append(result)
+    return results

@@ -1,0 +1,165 @@
+"""Bronze rules: normalise what departments send and find rows that break their contract.
+
+Pure functions over DataFrames (no session, no I/O), built only from Spark's built-in
+functions. ``transform`` takes a staged delivery (one string column per data element plus
+record number, raw text and field count) and returns it with typed, normalised columns and
+``_rules``: the rule ids the row breaks (empty for an accepted row) with the fields.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import yaml
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from datong.contracts import load_code_table
+from datong.settings import REPO_ROOT
+from jobs.staging import FIELD_COUNT
+
+RULES_FILE = REPO_ROOT / "schemas" / "rules" / "ingest.yaml"
+RULES = "_rules"
+
+_FULL_WIDTH = "".join(chr(c + 0xFEE0) for c in range(0x21, 0x7F) if chr(c).isalnum())
+_HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c).isalnum())
+# Leading/trailing blanks, the ideographic space (U+3000) included.
+_BLANKS = "^[\\s\\u3000\\u00a0]+|[\\s\\u3000\\u00a0]+$"
+DATE_PATTERNS = ("yyyy-MM-dd", "yyyy/MM/dd", "yyyyMMdd", "yyyy'年'MM'月'dd'日'", "yyyy.MM.dd")
+TIMESTAMP_PATTERNS = ("yyyy-MM-dd HH:mm:ss", "yyyy/MM/dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss")
+ID_WEIGHTS = "array(7,9,10,5,8,4,2,1,6,3,7,9,10,5,8,4,2)"
+ID_CHECKS = "array('1','0','X','9','8','7','6','5','4','3','2')"
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = "array(1,3,9,27,19,26,16,17,20,29,25,13,8,24,10,30,28)"
+SPARK_TYPES = {
+    "string": "string",
+    "integer": "bigint",
+    "decimal": "decimal(20,6)",
+    "boolean": "boolean",
+    "geometry_wkt": "string",
+}
+
+
+@cache
+def rule_texts() -> dict[str, dict[str, str]]:
+    """Rule id → {"zh": …, "en": …}, from schemas/rules/ingest.yaml."""
+    data: dict[str, dict[str, str]] = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
+    return data
+
+
+def clean_text(column: Column) -> Column:
+    """Trim blanks, full-width digits and letters to half-width, empty to null."""
+    trimmed = F.regexp_replace(F.translate(column, _FULL_WIDTH, _HALF_WIDTH), _BLANKS, "")
+    return F.when(trimmed == "", None).otherwise(trimmed)
+
+
+def _id_check(body: Column) -> Column:
+    """GB 11643 (ISO 7064 MOD 11-2) check character of the first 17 digits of ``body``."""
+    total = F.aggregate(
+        F.sequence(F.lit(1), F.lit(17)),
+        F.lit(0),
+        lambda acc, i: (
+            acc + body.substr(i, F.lit(1)).try_cast("int") * F.element_at(F.expr(ID_WEIGHTS), i)
+        ),
+    )
+    return F.element_at(F.expr(ID_CHECKS), (total % 11 + 1).cast("int"))
+
+
+def normalise_citizen_id(column: Column) -> Column:
+    """Upper-case X; upgrade a 15-digit pre-1999 ID to 18 digits (century 19, new check)."""
+    value = F.upper(column)
+    body = F.concat(F.substring(value, 1, 6), F.lit("19"), F.substring(value, 7, 9))
+    return F.when(value.rlike("^[0-9]{15}$"), F.concat(body, _id_check(body))).otherwise(value)
+
+
+def valid_citizen_id(column: Column) -> Column:
+    """18 characters, a real birth date, and the right check character."""
+    birth = F.try_to_date(F.substring(column, 7, 8), "yyyyMMdd")
+    return (
+        column.rlike("^[0-9]{17}[0-9X]$")
+        & (F.substring(column, 18, 1) == _id_check(column))
+        & birth.isNotNull()
+    )
+
+
+def valid_credit_code(column: Column) -> Column:
+    total = F.aggregate(
+        F.sequence(F.lit(1), F.lit(17)),
+        F.lit(0),
+        lambda acc, i: (
+            acc
+            + (F.instr(F.lit(USCC_ALPHABET), column.substr(i, F.lit(1))) - 1)
+            * F.element_at(F.expr(USCC_WEIGHTS), i)
+        ),
+    )
+    check = F.substring(F.lit(USCC_ALPHABET), ((31 - total % 31) % 31 + 1).cast("int"), 1)
+    pattern = "^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$"
+    return column.rlike(pattern) & (F.substring(column, 18, 1) == check)
+
+
+def _parse_date(column: Column, patterns: tuple[str, ...], kind: str) -> Column:
+    # try_to_date takes its pattern as a string, try_to_timestamp as a column.
+    if kind == "date":
+        return F.coalesce(*(F.try_to_date(column, p) for p in patterns))
+    return F.coalesce(*(F.try_to_timestamp(column, F.lit(p)) for p in patterns))
+
+
+def transform(staged: DataFrame, resource: Any) -> DataFrame:
+    """Normalised, typed columns plus ``_rules`` (array of "RULE:field") per row."""
+    elements = resource.elements
+    lineage = [c for c in staged.columns if c.startswith("_")]
+    # Delivered values under other names: Spark resolves a name in a later select item to an
+    # earlier item's alias (lateral aliases), which would re-normalise normalised values.
+    staged = staged.select(*lineage, *(F.col(e.name).alias(f"in__{e.name}") for e in elements))
+    problems: list[Column] = [F.when(F.col(FIELD_COUNT) != len(elements), F.lit("INGEST-001:*"))]
+    typed: dict[str, Column] = {}
+    for element in elements:
+        name = element.name
+        text = clean_text(F.col(f"in__{name}"))
+        if element.standard == "GB 11643":
+            text = normalise_citizen_id(text)
+        if element.standard == "GB 32100":
+            text = F.upper(text)
+        problems.append(
+            F.when(
+                (F.col(FIELD_COUNT) == len(elements)) & text.isNull() & F.lit(not element.nullable),
+                F.lit(f"INGEST-002:{name}"),
+            )
+        )
+        present = text.isNotNull()
+        if element.type in ("date", "timestamp"):
+            value = _parse_date(
+                text, DATE_PATTERNS if element.type == "date" else TIMESTAMP_PATTERNS, element.type
+            )
+            rule = "INGEST-003" if element.type == "date" else "INGEST-004"
+            problems.append(F.when(present & value.isNull(), F.lit(f"{rule}:{name}")))
+        elif element.type in ("integer", "decimal"):
+            value = text.try_cast(SPARK_TYPES[element.type])
+            rule = "INGEST-005" if element.type == "integer" else "INGEST-006"
+            problems.append(F.when(present & value.isNull(), F.lit(f"{rule}:{name}")))
+        else:
+            value = text
+        if element.standard == "GB 11643":
+            problems.append(F.when(present & ~valid_citizen_id(text), F.lit(f"INGEST-007:{name}")))
+        if element.standard == "GB 32100":
+            problems.append(F.when(present & ~valid_credit_code(text), F.lit(f"INGEST-008:{name}")))
+        if element.standard == "GB/T 2260":
+            problems.append(
+                F.when(present & ~text.rlike("^[0-9]{6}$"), F.lit(f"INGEST-012:{name}"))
+            )
+        if element.code_table:
+            codes = sorted(load_code_table(element.code_table))
+            problems.append(F.when(present & ~text.isin(codes), F.lit(f"INGEST-009:{name}")))
+        if element.allowed_values:
+            allowed = list(element.allowed_values)
+            problems.append(F.when(present & ~text.isin(allowed), F.lit(f"INGEST-010:{name}")))
+        if element.max_length:
+            problems.append(
+                F.when(present & (F.length(text) > element.max_length), F.lit(f"INGEST-011:{name}"))
+            )
+        typed[name] = value
+    rules = F.filter(F.array(*problems), lambda item: item.isNotNull())
+    return staged.select(
+        *lineage, *(typed[e.name].alias(e.name) for e in elements), rules.alias(RULES)
+    )
