@@ -185,6 +185,82 @@ def generate(
     )
 
 
+@app.command()
+def ingest(
+    landing: Annotated[
+        Path | None, typer.Option(help="Landing zone (default: <state>/landing).")
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(help="Source id(s), e.g. public_security.household_register."),
+    ] = None,
+) -> None:
+    """Collect new deliveries into lake.bronze (bad rows to lake.quarantine), without Airflow."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from datong.sources import load_sources
+    from datong.spark import spark_session
+    from jobs.ingest import run_source
+
+    settings = _settings()
+    declared = load_sources()
+    wanted = source or [s for s, d in declared.items() if d.delivery.kind == "landing"]
+    unknown = [s for s in wanted if s not in declared]
+    if unknown:
+        _fail(f"unknown source(s) {unknown}; declared: {sorted(declared)}")
+    spark = spark_session(settings, "datong-ingest")
+    results = []
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("ingesting", total=len(wanted))
+        for source_id in wanted:
+            progress.update(task, description=f"ingesting {source_id}")
+            try:
+                results += run_source(source_id, landing, settings, spark)
+            except NotImplementedError as error:
+                err.print(f"[yellow]skipped:[/] {error}")
+            progress.advance(task)
+    table = Table("source", "file", "read", "accepted", "quarantined", "status", title="ingest")
+    for result in results:
+        status = result.status if not result.error else f"{result.status}: {result.error}"
+        table.add_row(result.source_id, result.file, str(result.rows_read), str(result.accepted),
+                      str(result.quarantined), status)  # fmt: skip
+    out.print(table)
+    failed = [r for r in results if r.status == "failed"]
+    out.print(
+        f"{sum(r.status == 'succeeded' for r in results)} files ingested, "
+        f"{sum(r.status == 'skipped' for r in results)} already done, {len(failed)} failed"
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("quarantine-report")
+def quarantine_report(
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Report folder (default: <state>/reports/quarantine)."),
+    ] = None,
+    batch: Annotated[str | None, typer.Option(help="Only this batch, e.g. batch-0002.")] = None,
+) -> None:
+    """Write per-department quarantine reports (CSV + page, Chinese and English reasons)."""
+    from datong.spark import spark_session
+    from jobs.quarantine_report import write_reports
+
+    settings = _settings()
+    target = out_dir or settings.state_dir / "reports" / "quarantine"
+    spark = spark_session(settings, "datong-quarantine-report")
+    written = write_reports(spark, settings, target, batch)
+    for department, folder in sorted(written.items()):
+        out.print(f"{department}: {folder / 'index.html'}")
+    out.print(f"index: {target / 'index.html'}")
+
+
 @app.command("config")
 def show_config() -> None:
     """Print the effective settings (secrets are never printed)."""

@@ -12,6 +12,7 @@ checksum, so a crash between them is completed, not duplicated, by the rerun.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import uuid
 from dataclasses import asdict, dataclass
@@ -27,6 +28,8 @@ from jobs.staging import RAW, ROW_NUMBER, UnreadableFile, file_checksum, stage
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
 
 LEDGER = "ops.ingest_ledger"
 QUARANTINE = "quarantine.rejected_row"
@@ -200,11 +203,29 @@ def write_ledger(spark: SparkSession, settings: Settings, results: list[FileResu
     tables.append(spark.createDataFrame(rows, schema), settings, LEDGER)
 
 
+def register_in_trino(settings: Settings, names: list[str]) -> bool:
+    """Make the written tables queryable as ``lake.<name>`` when Trino is running."""
+    from datong.query import QueryError, register_table
+    from datong.services.trino import trino_healthy
+
+    if not trino_healthy(settings):
+        log.warning("Trino is not running at %s: tables not registered", settings.trino_url)
+        return False
+    for name in names:
+        try:
+            register_table(settings, name)
+        except QueryError as error:
+            log.warning("could not register lake.%s in Trino: %s", name, error)
+            return False
+    return True
+
+
 def run_source(
     source_id: str,
     landing: str | Path | None = None,
     settings: Settings | None = None,
     spark: SparkSession | None = None,
+    register: bool = True,
 ) -> list[FileResult]:
     """Ingest every new delivered file of one source; returns one result per file."""
     settings = settings or load_settings()
@@ -230,4 +251,11 @@ def run_source(
         result = ingest_file(spark, settings, source, resource, batch_id, path, landing_root)
         write_ledger(spark, settings, [result])
         results.append(result)
+    if register and any(r.status != "skipped" for r in results):
+        written = [LEDGER]
+        if tables.exists(spark, settings, resource.name):
+            written.append(resource.name)
+        if tables.exists(spark, settings, QUARANTINE):
+            written.append(QUARANTINE)
+        register_in_trino(settings, written)
     return results

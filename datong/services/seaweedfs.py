@@ -85,6 +85,8 @@ def seaweedfs_spec(settings: Settings) -> ServiceSpec:
         f"-s3.port.grpc={s.seaweed_s3_grpc_port}",
         # No Iceberg REST catalogue: datong's tables are Delta; keep the port closed.
         "-s3.port.iceberg=0",
+        # Nor the Lance endpoint: an unused fixed port that a second instance would collide on.
+        "-s3.port.lance=0",
         f"-s3.config={identities}",
     ]
     data_dir.mkdir(parents=True, exist_ok=True)
