@@ -26,13 +26,17 @@ def append(
     settings: Settings,
     name: str,
     transaction: str | None = None,
+    merge_schema: bool = False,
 ) -> None:
     """Append ``frame``; with ``transaction`` the write happens at most once per table.
 
     Delta records (transaction, version 1) in the commit and skips a later write with the
     same pair, so a rerun after a crash between two tables' writes cannot duplicate rows.
     """
-    writer = frame.write.format("delta").mode("append").option("mergeSchema", "false")
+    # Schemas change only on purpose: a new nullable column where the caller allows it.
+    writer = (
+        frame.write.format("delta").mode("append").option("mergeSchema", str(merge_schema).lower())
+    )
     if transaction:
         writer = writer.option("txnAppId", transaction).option("txnVersion", 1)
     writer.save(spark_location(settings, name))

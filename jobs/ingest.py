@@ -57,6 +57,8 @@ class FileResult:
     run_id: str = ""
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    # JDBC pulls: the source's high-water mark after this pull (watermark column's value).
+    watermark_mark: str | None = None
 
 
 def _delivered_files(source: Source, resource: Any, landing: Path) -> list[tuple[str, Path]]:
@@ -123,7 +125,6 @@ def ingest_file(
     path: Path,
     landing: Path,
 ) -> FileResult:
-    from pyspark.sql import functions as F
 
     started = dt.datetime.now()
     relative = path.relative_to(landing).as_posix()
@@ -143,6 +144,23 @@ def ingest_file(
         return result
     result.rows_read = staged.records
     frame = spark.read.parquet(str(staged.path))
+    return land(spark, settings, source, resource, frame, result)
+
+
+def land(
+    spark: SparkSession,
+    settings: Settings,
+    source: Source,
+    resource: Any,
+    frame: DataFrame,
+    result: FileResult,
+) -> FileResult:
+    """Apply the bronze rules to a staged frame and write bronze and quarantine once."""
+    from pyspark.sql import functions as F
+
+    columns = [e.name for e in resource.elements]
+    started = result.started_at or dt.datetime.now()
+    relative, batch_id, checksum = result.file, result.batch_id, result.checksum
     checked = rules.transform(frame, resource).select(
         "*",
         F.lit(source.id).alias("_source_id"),
@@ -197,10 +215,12 @@ def write_ledger(spark: SparkSession, settings: Settings, results: list[FileResu
          ("source_id", "resource", "batch_id", "file", "checksum", "status")]
         + [StructField(n, LongType()) for n in ("rows_read", "accepted", "quarantined")]
         + [StructField("error", StringType()), StructField("run_id", StringType()),
-           StructField("started_at", TimestampType()), StructField("finished_at", TimestampType())]
+           StructField("started_at", TimestampType()), StructField("finished_at", TimestampType()),
+           StructField("watermark_mark", StringType())]
     )  # fmt: skip
     rows = [tuple(asdict(r).values()) for r in results]
-    tables.append(spark.createDataFrame(rows, schema), settings, LEDGER)
+    # The ledger gained columns over time (watermark_mark): older ledgers evolve in place.
+    tables.append(spark.createDataFrame(rows, schema), settings, LEDGER, merge_schema=True)
 
 
 def register_in_trino(settings: Settings, names: list[str]) -> bool:
@@ -235,8 +255,12 @@ def run_source(
         spark = spark_session(settings, f"ingest-{source_id}")
     source = load_sources()[source_id]
     resource = load_resources()[source.resource]
-    if source.delivery.kind != "landing":
-        raise NotImplementedError(f"{source_id}: JDBC ingest is not implemented yet")
+    if source.delivery.kind == "jdbc":
+        results = [pull_jdbc(spark, settings, source, resource)]
+        write_ledger(spark, settings, results)
+        if register and results[0].status == "succeeded":
+            register_in_trino(settings, [LEDGER, resource.name, QUARANTINE])
+        return results
     landing_root = Path(landing) if landing else settings.state_dir / "landing"
     done = succeeded_checksums(spark, settings, source_id)
     results: list[FileResult] = []
@@ -259,3 +283,49 @@ def run_source(
             written.append(QUARANTINE)
         register_in_trino(settings, written)
     return results
+
+
+def last_mark(spark: SparkSession, settings: Settings, source_id: str) -> str | None:
+    """The high-water mark of the source's last successful pull, from the ledger."""
+    from pyspark.sql import functions as F
+
+    if not tables.exists(spark, settings, LEDGER):
+        return None
+    ledger = tables.read(spark, settings, LEDGER)
+    if "watermark_mark" not in ledger.columns:
+        return None
+    rows = (
+        ledger.where((F.col("source_id") == source_id) & (F.col("status") == "succeeded"))
+        .orderBy(F.col("finished_at").desc())
+        .select("watermark_mark")
+        .limit(1)
+        .collect()
+    )
+    return rows[0]["watermark_mark"] if rows else None
+
+
+def pull_jdbc(spark: SparkSession, settings: Settings, source: Source, resource: Any) -> FileResult:
+    """Pull a department table's new rows over JDBC and land them like a delivered file."""
+    from jobs.jdbc import JdbcSourceError, read_increment
+
+    started = dt.datetime.now()
+    since = last_mark(spark, settings, source.id) if source.mode != "full" else None
+    table = source.delivery.table  # type: ignore[union-attr]
+    result = FileResult(
+        source.id, resource.name, f"pull-{started:%Y%m%d%H%M%S}", f"jdbc:{table}", "",
+        "failed", run_id=uuid.uuid4().hex, started_at=started,
+    )  # fmt: skip
+    try:
+        frame, mark = read_increment(spark, source, resource, since)
+        # Evaluate the pull exactly once: stage it, so counts and writes see the same rows.
+        target = settings.state_dir / "staging" / source.id / f"{result.run_id}.parquet"
+        frame.write.mode("overwrite").parquet(str(target))
+    except (JdbcSourceError, OSError) as error:
+        result.error = f"{result.file}: {error}"
+        result.finished_at = dt.datetime.now()
+        return result
+    staged = spark.read.parquet(str(target))
+    result.rows_read = staged.count()
+    result.checksum = f"{since or ''}..{mark or ''}"
+    result.watermark_mark = mark
+    return land(spark, settings, source, resource, staged, result)

@@ -1,0 +1,48 @@
+"""Ingest from a department's own database: the second pull takes only the new rows."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from datong import tables
+from datong.services.postgres import ensure_database
+from datong.settings import Settings
+from jobs.ingest import LEDGER, run_source
+from synthetic.generate import Options, generate
+
+pytestmark = pytest.mark.integration
+SOURCE = "human_resources.social_insurance"
+
+
+def _count(url: str) -> int:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
+        return connection.execute(
+            "SELECT count(*) FROM human_resources.social_insurance"
+        ).fetchone()[0]
+
+
+def test_jdbc_pull_is_incremental(postgres_settings, spark, tmp_path, monkeypatch):
+    url = ensure_database(postgres_settings, "dept_hr_ingest")
+    monkeypatch.setenv("DATONG_SOURCE_HUMAN_RESOURCES_URL", url)
+    lake = Settings(state_dir=tmp_path / "state", spark_master="local[2]")
+    generate(Options(persons=900, seed=13, out=tmp_path / "landing", db_url=url))
+    first_total = _count(url)
+
+    [first] = run_source(SOURCE, settings=lake, spark=spark, register=False)
+    assert first.status == "succeeded", first.error
+    assert first.rows_read == first_total > 0
+    assert first.accepted + first.quarantined == first.rows_read
+
+    generate(Options(persons=900, seed=13, out=tmp_path / "landing", db_url=url, batch=2))
+    added = _count(url) - first_total
+    [second] = run_source(SOURCE, settings=lake, spark=spark, register=False)
+    assert second.status == "succeeded" and second.rows_read == added > 0
+    assert second.watermark_mark > first.watermark_mark
+
+    [third] = run_source(SOURCE, settings=lake, spark=spark, register=False)
+    assert third.rows_read == 0
+    bronze = tables.read(spark, lake, "bronze.social_insurance").count()
+    assert bronze == first.accepted + second.accepted
+    ledger = tables.read(spark, lake, LEDGER).where(f"source_id = '{SOURCE}'").count()
+    assert ledger == 3
