@@ -28,10 +28,8 @@ _HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c).isalnum())
 _BLANKS = "^[\\s\\u3000\\u00a0]+|[\\s\\u3000\\u00a0]+$"
 DATE_PATTERNS = ("yyyy-MM-dd", "yyyy/MM/dd", "yyyyMMdd", "yyyy'年'MM'月'dd'日'", "yyyy.MM.dd")
 TIMESTAMP_PATTERNS = ("yyyy-MM-dd HH:mm:ss", "yyyy/MM/dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss")
-ID_WEIGHTS = "array(7,9,10,5,8,4,2,1,6,3,7,9,10,5,8,4,2)"
 ID_CHECKS = "array('1','0','X','9','8','7','6','5','4','3','2')"
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-USCC_WEIGHTS = "array(1,3,9,27,19,26,16,17,20,29,25,13,8,24,10,30,28)"
 SPARK_TYPES = {
     "string": "string",
     "integer": "bigint",
@@ -54,23 +52,36 @@ def clean_text(column: Column) -> Column:
     return F.when(trimmed == "", None).otherwise(trimmed)
 
 
+ID_WEIGHT_VALUES = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+USCC_WEIGHT_VALUES = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
 def _id_check(body: Column) -> Column:
-    """GB 11643 (ISO 7064 MOD 11-2) check character of the first 17 digits of ``body``."""
-    total = F.aggregate(
-        F.sequence(F.lit(1), F.lit(17)),
-        F.lit(0),
-        lambda acc, i: (
-            acc + body.substr(i, F.lit(1)).try_cast("int") * F.element_at(F.expr(ID_WEIGHTS), i)
+    """GB 11643 (ISO 7064 MOD 11-2) check character of the first 17 digits of ``body``.
+
+    An explicit 17-term sum over a materialised column: a higher-order ``aggregate`` would
+    re-evaluate the whole expression behind ``body`` for every digit.
+    """
+    total = sum(
+        (
+            body.substr(i + 1, 1).try_cast("int") * weight
+            for i, weight in enumerate(ID_WEIGHT_VALUES)
         ),
+        F.lit(0),
     )
     return F.element_at(F.expr(ID_CHECKS), (total % 11 + 1).cast("int"))
 
 
-def normalise_citizen_id(column: Column) -> Column:
-    """Upper-case X; upgrade a 15-digit pre-1999 ID to 18 digits (century 19, new check)."""
+def fifteen_digit_body(column: Column) -> Column:
+    """The 17-digit body of a pre-1999 15-digit ID (century 19 inserted); null otherwise."""
     value = F.upper(column)
     body = F.concat(F.substring(value, 1, 6), F.lit("19"), F.substring(value, 7, 9))
-    return F.when(value.rlike("^[0-9]{15}$"), F.concat(body, _id_check(body))).otherwise(value)
+    return F.when(value.rlike("^[0-9]{15}$"), body)
+
+
+def normalise_citizen_id(column: Column, body: Column) -> Column:
+    """Upper-case X; a 15-digit ID becomes its 18-digit form (``body`` + new check)."""
+    return F.when(body.isNotNull(), F.concat(body, _id_check(body))).otherwise(F.upper(column))
 
 
 def valid_citizen_id(column: Column) -> Column:
@@ -84,14 +95,13 @@ def valid_citizen_id(column: Column) -> Column:
 
 
 def valid_credit_code(column: Column) -> Column:
-    total = F.aggregate(
-        F.sequence(F.lit(1), F.lit(17)),
-        F.lit(0),
-        lambda acc, i: (
-            acc
-            + (F.instr(F.lit(USCC_ALPHABET), column.substr(i, F.lit(1))) - 1)
-            * F.element_at(F.expr(USCC_WEIGHTS), i)
+    """GB 32100 alphabet and structure, and the mod-31 check character."""
+    total = sum(
+        (
+            (F.instr(F.lit(USCC_ALPHABET), column.substr(i + 1, 1)) - 1) * weight
+            for i, weight in enumerate(USCC_WEIGHT_VALUES)
         ),
+        F.lit(0),
     )
     check = F.substring(F.lit(USCC_ALPHABET), ((31 - total % 31) % 31 + 1).cast("int"), 1)
     pattern = "^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$"
@@ -106,32 +116,46 @@ def _parse_date(column: Column, patterns: tuple[str, ...], kind: str) -> Column:
 
 
 def transform(staged: DataFrame, resource: Any) -> DataFrame:
-    """Normalised, typed columns plus ``_rules`` (array of "RULE:field") per row."""
+    """Normalised, typed columns plus ``_rules`` (array of "RULE:field") per row.
+
+    Three projections, each reading the previous one's columns by name, so every cleaned
+    value is computed once per row and the checks reference it instead of re-deriving it.
+    """
     elements = resource.elements
     lineage = [c for c in staged.columns if c.startswith("_")]
-    # Delivered values under other names: Spark resolves a name in a later select item to an
-    # earlier item's alias (lateral aliases), which would re-normalise normalised values.
-    staged = staged.select(*lineage, *(F.col(e.name).alias(f"in__{e.name}") for e in elements))
+    ids = [e.name for e in elements if e.standard == "GB 11643"]
+    # 1. Clean every delivered value (under another name: Spark resolves a name in a later
+    #    select item to an earlier item's alias, which would clean values twice).
+    cleaned = staged.select(
+        *lineage,
+        *(clean_text(F.col(e.name)).alias(f"clean__{e.name}") for e in elements),
+    )
+    # 2. Normalise: 15-digit IDs upgraded, credit codes upper-cased.
+    with_bodies = cleaned.select(
+        "*", *(fifteen_digit_body(F.col(f"clean__{n}")).alias(f"body__{n}") for n in ids)
+    )
+    normalised: list[Column] = []
+    for element in elements:
+        value = F.col(f"clean__{element.name}")
+        if element.standard == "GB 11643":
+            value = normalise_citizen_id(value, F.col(f"body__{element.name}"))
+        elif element.standard == "GB 32100":
+            value = F.upper(value)
+        normalised.append(value.alias(f"text__{element.name}"))
+    texts = with_bodies.select(*lineage, *normalised)
+    # 3. Type and check.
     problems: list[Column] = [F.when(F.col(FIELD_COUNT) != len(elements), F.lit("INGEST-001:*"))]
-    typed: dict[str, Column] = {}
+    typed: list[Column] = []
+    whole = F.col(FIELD_COUNT) == len(elements)
     for element in elements:
         name = element.name
-        text = clean_text(F.col(f"in__{name}"))
-        if element.standard == "GB 11643":
-            text = normalise_citizen_id(text)
-        if element.standard == "GB 32100":
-            text = F.upper(text)
-        problems.append(
-            F.when(
-                (F.col(FIELD_COUNT) == len(elements)) & text.isNull() & F.lit(not element.nullable),
-                F.lit(f"INGEST-002:{name}"),
-            )
-        )
+        text = F.col(f"text__{name}")
         present = text.isNotNull()
+        if not element.nullable:
+            problems.append(F.when(whole & text.isNull(), F.lit(f"INGEST-002:{name}")))
         if element.type in ("date", "timestamp"):
-            value = _parse_date(
-                text, DATE_PATTERNS if element.type == "date" else TIMESTAMP_PATTERNS, element.type
-            )
+            patterns = DATE_PATTERNS if element.type == "date" else TIMESTAMP_PATTERNS
+            value = _parse_date(text, patterns, element.type)
             rule = "INGEST-003" if element.type == "date" else "INGEST-004"
             problems.append(F.when(present & value.isNull(), F.lit(f"{rule}:{name}")))
         elif element.type in ("integer", "decimal"):
@@ -155,11 +179,8 @@ def transform(staged: DataFrame, resource: Any) -> DataFrame:
             allowed = list(element.allowed_values)
             problems.append(F.when(present & ~text.isin(allowed), F.lit(f"INGEST-010:{name}")))
         if element.max_length:
-            problems.append(
-                F.when(present & (F.length(text) > element.max_length), F.lit(f"INGEST-011:{name}"))
-            )
-        typed[name] = value
+            too_long = present & (F.length(text) > element.max_length)
+            problems.append(F.when(too_long, F.lit(f"INGEST-011:{name}")))
+        typed.append(value.alias(name))
     rules = F.filter(F.array(*problems), lambda item: item.isNotNull())
-    return staged.select(
-        *lineage, *(typed[e.name].alias(e.name) for e in elements), rules.alias(RULES)
-    )
+    return texts.select(*lineage, *typed, rules.alias(RULES))
