@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,11 @@ import pytest
 
 from datong.services.process import free_port
 from datong.settings import Settings
+
+
+# py4j logs its connection shutdown from __del__ at interpreter exit, after pytest has
+# closed the captured streams: a harmless "Logging error" traceback at the end of the run.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def _free_ports(count: int) -> list[int]:
