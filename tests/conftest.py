@@ -12,7 +12,6 @@ import pytest
 from datong.services.process import free_port
 from datong.settings import Settings
 
-
 # py4j logs its connection shutdown from __del__ at interpreter exit, after pytest has
 # closed the captured streams: a harmless "Logging error" traceback at the end of the run.
 logging.getLogger("py4j").setLevel(logging.WARNING)
