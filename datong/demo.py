@@ -8,6 +8,8 @@ extends this job.
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from datong.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DEMO_TABLE = "bronze.demo_division"
 # Small enough to generate in seconds, large enough to show every kind of error.
@@ -61,10 +65,20 @@ def run_demo(settings: Settings, console: Console) -> DemoSummary:
     summary = DemoSummary()
 
     started = time.monotonic()
+    department_db = _department_database(settings)
+    summary.add(
+        "department database (人社)",
+        "PostgreSQL on 127.0.0.1:" + str(settings.postgres_port)
+        if department_db
+        else "PostgreSQL not available: the JDBC source is skipped",
+        started,
+    )
+
+    started = time.monotonic()
     from synthetic.generate import Options, generate
 
     landing = settings.state_dir / "landing"
-    manifest = generate(Options(persons=DEMO_PERSONS, seed=2026, out=landing))
+    manifest = generate(Options(persons=DEMO_PERSONS, seed=2026, out=landing, db_url=department_db))
     failed = [f.resource for f in manifest.files if f.failure]
     summary.add(
         "generate a synthetic province",
@@ -140,9 +154,10 @@ def _ingest_and_report(
     started = time.monotonic()
     results = []
     for source_id, source in sorted(load_sources().items()):
-        if source.delivery.kind == "landing":
+        if source.delivery.kind == "landing" or os.environ.get(source.delivery.url_env):
             results += run_source(source_id, landing, settings, spark)
     done = [r for r in results if r.status == "succeeded"]
+    skipped = [r for r in results if r.status == "skipped"]
     failed = [r for r in results if r.status == "failed"]
     read = sum(r.rows_read for r in done)
     accepted = sum(r.accepted for r in done)
@@ -151,7 +166,8 @@ def _ingest_and_report(
         raise RuntimeError(f"ingest does not reconcile: {read} != {accepted} + {quarantined}")
     summary.add(
         "ingest into lake.bronze",
-        f"{len(done)} files, {read:,} rows read = {accepted:,} accepted + {quarantined:,} "
+        f"{len(done)} files ({len(skipped)} already in the ledger), {read:,} rows read = "
+        f"{accepted:,} accepted + {quarantined:,} "
         f"quarantined; {len(failed)} files failed whole: "
         + "; ".join(f"{r.file} ({(r.error or '').split(': ', 1)[-1][:60]})" for r in failed),
         started,
@@ -180,3 +196,20 @@ def _ingest_and_report(
         f"as analyst_without_grant: {denied}",
         started,
     )
+
+
+def _department_database(settings: Settings) -> str | None:
+    """Start the embedded PostgreSQL as 人社's own database; None when it cannot run here."""
+    from datong.services import platform
+    from datong.services.postgres import ensure_database
+    from datong.services.process import ServiceError
+
+    try:
+        platform.up(settings, services=["postgres"])
+        url = ensure_database(settings, "dept_human_resources")
+    except (ServiceError, OSError) as error:
+        log.warning("no department database for the demo: %s", error)
+        return None
+    # The source declaration names this variable; the URL (with its password) stays in env.
+    os.environ["DATONG_SOURCE_HUMAN_RESOURCES_URL"] = url
+    return url
