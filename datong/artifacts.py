@@ -133,7 +133,7 @@ def maven_fetch(artifacts: Sequence[Artifact], repository: Path) -> None:
             "</exclusion></exclusions></dependency>"
         )
     pom = (
-        '<project><modelVersion>4.0.0</modelVersion>'
+        "<project><modelVersion>4.0.0</modelVersion>"
         "<groupId>datong.setup</groupId><artifactId>runtime</artifactId><version>0</version>"
         f"<packaging>pom</packaging><dependencies>{''.join(dependencies)}</dependencies></project>"
     )
