@@ -181,8 +181,10 @@ def land(
             F.sha2(F.col(RAW), 256).alias("_row_hash"),
         )
         rejected = with_reasons(checked.where(F.size(rules.RULES) > 0))
-        result.accepted = accepted.count()
-        result.quarantined = rejected.count()
+        # One job evaluates the rules, fills the cache and counts both outcomes.
+        outcomes = checked.groupBy((F.size(rules.RULES) == 0).alias("ok")).count().collect()
+        counts = {row["ok"]: row["count"] for row in outcomes}
+        result.accepted, result.quarantined = counts.get(True, 0), counts.get(False, 0)
         if result.rows_read != result.accepted + result.quarantined:
             raise ReconciliationError(
                 f"{relative}: read {result.rows_read} rows but accepted {result.accepted} "
