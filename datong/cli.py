@@ -261,6 +261,40 @@ def quarantine_report(
     out.print(f"index: {target / 'index.html'}")
 
 
+@app.command()
+def build(
+    libraries: Annotated[
+        list[str] | None,
+        typer.Argument(help="Base libraries to build: population, legal_person (default: all)."),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild from every bronze batch, not only new ones.")
+    ] = False,
+) -> None:
+    """Build the base libraries (golden records, history, conflicts) from bronze, no Airflow."""
+    from datong.spark import spark_session
+    from jobs.build import ORDER
+    from jobs.build import build as run_build
+
+    settings = _settings()
+    wanted = libraries or list(ORDER)
+    unknown = sorted(set(wanted) - set(ORDER))
+    if unknown:
+        _fail(f"unknown base library {', '.join(unknown)}; known: {', '.join(ORDER)}")
+    spark = spark_session(settings, "datong-build")
+    result = run_build(wanted, settings, spark, full=full)
+    if not result.batches:
+        out.print("nothing new in bronze: the libraries are up to date")
+        return
+    table = Table("library", "batch", "affected", "subjects", "conflicts", "unmatched",
+                  title="build")  # fmt: skip
+    for item in result.results:
+        table.add_row(item.library, item.batch_id, str(item.affected), str(item.subjects),
+                      str(item.conflicts), str(item.unmatched))  # fmt: skip
+    out.print(table)
+    out.print(f"{len(result.batches)} batch(es) built; tables: {', '.join(result.tables)}")
+
+
 @app.command("config")
 def show_config() -> None:
     """Print the effective settings (secrets are never printed)."""

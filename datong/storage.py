@@ -80,3 +80,21 @@ def ensure_bucket(settings: Settings) -> None:
     client = object_store_client(settings)
     if not client.bucket_exists(settings.s3_bucket):
         client.make_bucket(settings.s3_bucket)
+
+
+def remove_table(settings: Settings, name: str) -> None:
+    """Delete every file of the table ``name`` (its data and its Delta log)."""
+    import shutil
+
+    schema, table = _split_name(name)
+    if not settings.uses_s3:
+        shutil.rmtree(settings.local_lake_path / schema / table, ignore_errors=True)
+        return
+    from minio.deleteobjects import DeleteObject
+
+    client = object_store_client(settings)
+    prefix = f"{_s3_prefix(settings).lstrip('/')}/{schema}/{table}/".lstrip("/")
+    objects = client.list_objects(settings.s3_bucket, prefix=prefix, recursive=True)
+    doomed = [DeleteObject(o.object_name) for o in objects if o.object_name]
+    for error in client.remove_objects(settings.s3_bucket, doomed):
+        raise OSError(f"could not delete {error.name}: {error.message}")

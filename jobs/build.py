@@ -1,0 +1,323 @@
+"""Build the base libraries: bronze batches → silver → golden records, history and conflicts.
+
+For each bronze batch not yet built (``ops.build_ledger`` records every source file a build
+consumed), in batch order: MERGE it into silver, collect the subjects whose rows changed,
+and rebuild only those subjects' golden rows, history, conflicts and exclusions. A full
+build (``full=True``) clears the library's tables and the ledger first and then does the
+same over every batch, so a full and an incremental build over the same inputs give the
+same tables. The ledger row is written last: a crash anywhere before it is redone, with the
+same result, by the next run.
+
+``datong build population legal_person`` runs it; so does the Airflow DAG
+``build_base_libraries``, scheduled on the bronze tables' Assets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from datong import tables
+from datong.contracts import load_resources
+from datong.settings import Settings, load_settings
+from jobs import golden, legal_person, population, silver
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+LEDGER = "ops.build_ledger"
+ORDER = ("population", "legal_person")
+MODULES: dict[str, Any] = {"population": population, "legal_person": legal_person}
+
+
+class AccountingError(RuntimeError):
+    """A source's rows did not all end in the library or its exclusion list."""
+
+
+@dataclass
+class LibraryResult:
+    library: str
+    batch_id: str
+    affected: int = 0
+    subjects: int = 0
+    conflicts: int = 0
+    unmatched: int = 0
+    linkage: dict[str, int] = field(default_factory=dict)
+    source_rows: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class BuildResult:
+    libraries: list[str]
+    batches: list[str] = field(default_factory=list)
+    silver: list[silver.SilverResult] = field(default_factory=list)
+    results: list[LibraryResult] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+
+
+def library_tables(library: str) -> list[str]:
+    rules = golden.load_rules(library)
+    names = [rules.table, rules.table + "_history", rules.schema("conflict"),
+             rules.schema("correction_worklist"), rules.schema("unmatched")]  # fmt: skip
+    if library == "population":
+        names += [rules.schema("relationship"), rules.schema("linkage")]
+    return names
+
+
+def _bronze_sources(library: str) -> list[str]:
+    rules = golden.load_rules(library)
+    return sorted({"bronze." + s.table.split(".", 1)[1] for s in rules.sources.values()})
+
+
+def _consumed(spark: SparkSession, settings: Settings) -> set[tuple[str, str]]:
+    if not tables.exists(spark, settings, LEDGER):
+        return set()
+    rows = tables.read(spark, settings, LEDGER).select("bronze", "source_file").distinct()
+    return {(r["bronze"], r["source_file"]) for r in rows.collect()}
+
+
+def _reset(settings: Settings, names: list[str]) -> None:
+    """Remove the tables: a full build writes them anew (their schema may have changed)."""
+    from datong.storage import remove_table
+
+    for name in names:
+        remove_table(settings, name)
+
+
+def _view_subjects(view: DataFrame, key: str, affected: DataFrame) -> DataFrame:
+    return view.join(affected, key, "left_semi")
+
+
+def build_library(
+    spark: SparkSession,
+    settings: Settings,
+    library: str,
+    batch_id: str,
+    changed: dict[str, DataFrame],
+) -> LibraryResult:
+    """Rebuild the subjects of ``library`` touched by the changed silver rows."""
+    from pyspark.sql import functions as F
+
+    module = MODULES[library]
+    rules = golden.load_rules(library)
+    key = rules.key
+    result = LibraryResult(library, batch_id)
+    parts = [
+        frame.select(F.col(column).alias(key))
+        for table, frame in changed.items()
+        for column in module.SUBJECT_COLUMNS.get(table, [])
+    ]
+    if not parts:
+        return result
+    affected = parts[0]
+    for part in parts[1:]:
+        affected = affected.unionByName(part)
+    affected = affected.where(F.col(key).isNotNull()).distinct().localCheckpoint()
+    result.affected = affected.count()
+    if result.affected == 0:
+        return result
+    resources = load_resources()
+    silver_frames = {}
+    for source in rules.sources.values():
+        if tables.exists(spark, settings, source.table):
+            silver_frames[source.table] = tables.read(spark, settings, source.table)
+        else:
+            # A source that has delivered nothing yet contributes nothing, and says so.
+            log.warning("%s: %s has no data yet", library, source.table)
+            bronze_name = "bronze." + source.table.split(".", 1)[1]
+            silver_frames[source.table] = silver.empty(spark, resources[bronze_name])
+    if library == "legal_person":
+        all_views = module.views(silver_frames, rules.registries)
+    else:
+        all_views = module.views(silver_frames)
+    views = {name: _view_subjects(v, key, affected) for name, v in all_views.items()}
+    facts = golden.facts(views, rules).localCheckpoint()
+    chosen = golden.choose(facts, rules)
+    subject_keys = golden.subjects(views, rules).localCheckpoint()
+    gold = golden.golden(chosen, subject_keys, rules)
+    if library == "legal_person" and tables.exists(spark, settings, "population.person"):
+        people = tables.read(spark, settings, "population.person").select(
+            F.col("person_id").alias("legal_representative_id"),
+            F.lit(True).alias("legal_representative_linked"),
+        )
+        gold = gold.join(people, "legal_representative_id", "left").select(
+            *[c for c in gold.columns],
+            F.coalesce("legal_representative_linked", F.lit(False)).alias(
+                "legal_representative_linked"
+            ),
+        )
+    gold = golden.version_hash(gold, rules).localCheckpoint()
+    conflict_rows = golden.conflicts(facts, chosen, rules).localCheckpoint()
+    unmatched_rows = golden.unmatched(views, subject_keys, rules).localCheckpoint()
+    result.subjects = gold.count()
+    result.conflicts = conflict_rows.count()
+    result.unmatched = unmatched_rows.count()
+    # Accounting: every view row of an affected subject is in the library or unmatched.
+    for name, view in views.items():
+        rows = view.count()
+        held = view.join(subject_keys, key, "left_semi").count()
+        listed = unmatched_rows.where(F.col("source") == name).count()
+        if name != rules.subjects_from and rows != held + listed:
+            raise AccountingError(
+                f"{library}/{name}: {rows} rows, {held} in the library, {listed} unmatched"
+            )
+        result.source_rows[name] = rows
+    current = gold.drop(golden.VERSION_HASH)
+    golden.merge_subjects(spark, settings, rules.table, key, affected, current)
+    golden.merge_history(spark, settings, rules.table + "_history", key, gold)
+    subject_affected = affected.withColumnRenamed(key, "subject")
+    golden.replace_for_subjects(
+        spark, settings, rules.schema("conflict"), "subject", subject_affected, conflict_rows
+    )
+    golden.replace_for_subjects(
+        spark, settings, rules.schema("correction_worklist"), "subject", subject_affected,
+        golden.worklist(conflict_rows, rules),
+    )  # fmt: skip
+    golden.replace_for_subjects(
+        spark, settings, rules.schema("unmatched"), "subject", subject_affected, unmatched_rows
+    )
+    if library == "population":
+        golden.replace_for_subjects(
+            spark, settings, rules.schema("relationship"), key, affected,
+            population.relationships(current),
+        )  # fmt: skip
+    if library == "population":
+        result.linkage = link_without_keys(spark, settings, batch_id)
+    return result
+
+
+def link_without_keys(spark: SparkSession, settings: Settings, batch_id: str) -> dict[str, int]:
+    """Offer the batch's rows quarantined for an invalid person ID to Splink linkage.
+
+    Decisions go to ``population.linkage`` (linked, review or unmatched, with the match
+    probability); the rows stay in quarantine as delivered.
+    """
+    from pyspark.sql import functions as F
+
+    from jobs.ingest import QUARANTINE
+    from jobs.linkage import link_records
+
+    if not tables.exists(spark, settings, QUARANTINE):
+        return {}
+    rejected = (
+        tables.read(spark, settings, QUARANTINE)
+        .where(F.col("_batch_id") == batch_id)
+        .where(F.col("_resource").isin(list(population.LINKABLE)))
+        .collect()
+    )
+    candidates = population.linkage_candidates(rejected, load_resources())
+    if candidates.empty:
+        return {}
+    reference = (
+        tables.read(spark, settings, "population.person")
+        .select("person_id", "name", "gender", F.col("birth_date").cast("string"),
+                "division_code", "address")
+        .toPandas()
+    )  # fmt: skip
+    linked = link_records(candidates, reference)
+    rows = candidates.merge(linked.links, on="record_id")
+    rows["batch_id"] = batch_id
+    columns = ["batch_id", "source", "source_file", "row_number", "delivered_id", "name",
+               "birth_date", "person_id", "match_probability", "decision"]  # fmt: skip
+    out = rows[columns].astype(object)
+    frame = spark.createDataFrame(
+        out.where(out.notna(), None).values.tolist(),
+        "batch_id string, source string, source_file string, row_number long, "
+        "delivered_id string, name string, birth_date string, person_id string, "
+        "match_probability double, decision string",
+    )  # fmt: skip
+    tables.append(frame, settings, "population.linkage", transaction=f"linkage:{batch_id}")
+    return linked.counts
+
+
+def _write_ledger(
+    spark: SparkSession, settings: Settings, build_id: str, rows: list[tuple[Any, ...]]
+) -> None:
+    schema = (
+        "build_id string, bronze string, source_file string, batch_id string, "
+        "bronze_rows long, silver_upserted long, superseded long, built_at timestamp"
+    )
+    tables.append(spark.createDataFrame(rows, schema), settings, LEDGER, transaction=build_id)
+
+
+def build(
+    libraries: list[str],
+    settings: Settings | None = None,
+    spark: SparkSession | None = None,
+    full: bool = False,
+    register: bool = True,
+) -> BuildResult:
+    """Build ``libraries`` (in dependency order) from every bronze batch not yet built."""
+    from pyspark.sql import functions as F
+
+    settings = settings or load_settings()
+    unknown = sorted(set(libraries) - set(ORDER))
+    if unknown:
+        raise ValueError(f"unknown base library: {', '.join(unknown)} (known: {', '.join(ORDER)})")
+    ordered = [name for name in ORDER if name in libraries]
+    if spark is None:
+        from datong.spark import spark_session
+
+        spark = spark_session(settings, "build-" + "-".join(ordered))
+    resources = load_resources()
+    bronze_names = sorted({b for lib in ordered for b in _bronze_sources(lib)})
+    if full:
+        names = [silver.silver_name(b) for b in bronze_names]
+        names += [t for lib in ordered for t in library_tables(lib)]
+        _reset(settings, names)
+        if tables.exists(spark, settings, LEDGER):
+            from delta.tables import DeltaTable
+
+            from datong.storage import spark_location
+
+            DeltaTable.forPath(spark, spark_location(settings, LEDGER)).delete(
+                F.col("bronze").isin(bronze_names)
+            )
+    consumed = _consumed(spark, settings)
+    result = BuildResult(ordered)
+    pending: dict[str, DataFrame] = {}
+    batches: set[str] = set()
+    for name in bronze_names:
+        if not tables.exists(spark, settings, name):
+            continue
+        bronze = tables.read(spark, settings, name)
+        done = [f for b, f in consumed if b == name]
+        new = bronze.where(~F.col("_source_file").isin(done)) if done else bronze
+        pending[name] = new
+        batches |= {r["_batch_id"] for r in new.select("_batch_id").distinct().collect()}
+    for batch_id in sorted(batches):
+        build_id = f"build:{batch_id}:{uuid.uuid4().hex[:12]}"
+        changed: dict[str, DataFrame] = {}
+        ledger_rows: list[tuple[Any, ...]] = []
+        for name, new in pending.items():
+            rows = new.where(F.col("_batch_id") == batch_id)
+            files = [r["_source_file"] for r in rows.select("_source_file").distinct().collect()]
+            if not files:
+                continue
+            merged = silver.merge_batch(spark, settings, resources[name], rows)
+            result.silver.append(merged)
+            changed[merged.table] = merged.changed
+            now = dt.datetime.now()
+            for file in files:
+                # Counts are per batch of the resource; each file of the batch carries them.
+                ledger_rows.append(
+                    (build_id, name, file, batch_id, merged.bronze_rows, merged.upserted,
+                     merged.superseded, now)
+                )  # fmt: skip
+        for library in ordered:
+            result.results.append(build_library(spark, settings, library, batch_id, changed))
+        _write_ledger(spark, settings, build_id, ledger_rows)
+        result.batches.append(batch_id)
+    written = [silver.silver_name(b) for b in bronze_names]
+    written += [t for lib in ordered for t in library_tables(lib)] + [LEDGER]
+    result.tables = [t for t in written if tables.exists(spark, settings, t)]
+    if register and result.batches:
+        from jobs.ingest import register_in_trino
+
+        register_in_trino(settings, result.tables)
+    return result

@@ -1,0 +1,418 @@
+"""Golden records under one-data-one-source rules, shared by the base libraries.
+
+A library declares in ``schemas/libraries/<library>.yaml`` which sources give each attribute
+(in order of authority) and which only check it. Its job module turns silver tables into
+*views*: one frame per source with the subject key, ``confirmed_at`` (the date the source
+last confirmed the row) and one column per attribute it knows. From there everything is
+generic and pure:
+
+- ``facts``: the views in long form, one row per (subject, attribute, source);
+- ``choose``: per subject and attribute, the value of the most authoritative source that
+  has one, with that source and its confirmation date (provenance);
+- ``golden``: the chosen values as one typed row per subject, plus ``_provenance``;
+- ``conflicts``: checking sources whose value differs from the chosen one;
+- ``unmatched``: source rows whose subject is not in the library (the exclusion list).
+
+``merge_subjects`` and ``merge_history`` write them for a set of affected subjects only, so
+a new batch touches only the subjects it changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING
+
+import yaml
+
+from datong import tables
+from datong.settings import REPO_ROOT
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from datong.settings import Settings
+
+LIBRARIES_DIR = REPO_ROOT / "schemas" / "libraries"
+CONFIRMED = "confirmed_at"
+PROVENANCE = "_provenance"
+VALID_FROM, VALID_TO, VERSION_HASH = "valid_from", "valid_to", "_version_hash"
+REGISTRY = "registry"
+
+
+class RulesError(ValueError):
+    """A library's rules file is inconsistent; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    type: str
+    sources: tuple[str, ...]
+    checks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceDecl:
+    name: str
+    table: str
+    department: str
+    title_zh: str
+
+
+@dataclass(frozen=True)
+class LibraryRules:
+    library: str
+    title_zh: str
+    table: str
+    key: str
+    subjects_from: str
+    sources: dict[str, SourceDecl]
+    attributes: dict[str, Attribute]
+    registries: dict[str, str] = field(default_factory=dict)
+
+    def schema(self, suffix: str) -> str:
+        """``<library>.<suffix>``: the library's other tables."""
+        return f"{self.library}.{suffix}"
+
+    def rule_text(self, attribute: str) -> str:
+        item = self.attributes[attribute]
+        text = f"{attribute}: " + " > ".join(item.sources)
+        return text + (f"; checked by {', '.join(item.checks)}" if item.checks else "")
+
+    def department(self, source: str) -> str:
+        return self.sources[source].department if source in self.sources else source
+
+
+@cache
+def load_rules(library: str) -> LibraryRules:
+    path = LIBRARIES_DIR / f"{library}.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    sources = {n: SourceDecl(n, **d) for n, d in data["sources"].items()}
+    registries = {str(k): v for k, v in (data.get("registries") or {}).items()}
+    known = set(sources) | ({REGISTRY} if registries else set())
+    attributes = {}
+    for name, item in data["attributes"].items():
+        attribute = Attribute(
+            name, item["type"], tuple(item["sources"]), tuple(item.get("checks", ()))
+        )
+        for source in (*attribute.sources, *attribute.checks):
+            if source not in known:
+                raise RulesError(f"{path}: attribute {name} names unknown source {source!r}")
+        if attribute.type not in ("string", "date", "boolean"):
+            raise RulesError(f"{path}: attribute {name} has unknown type {attribute.type!r}")
+        attributes[name] = attribute
+    for registry in registries.values():
+        if registry not in sources:
+            raise RulesError(f"{path}: registry {registry!r} is not a declared source")
+    if data["subjects_from"] not in known:
+        raise RulesError(f"{path}: subjects_from {data['subjects_from']!r} is not a source")
+    return LibraryRules(
+        data["library"], data["title_zh"], data["table"], data["key"], data["subjects_from"],
+        sources, attributes, registries,
+    )  # fmt: skip
+
+
+# ---- pure transforms -------------------------------------------------------------------
+
+
+def facts(views: dict[str, DataFrame], rules: LibraryRules) -> DataFrame:
+    """(key, attribute, source, value, confirmed_at): the latest row per key and source."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    key = rules.key
+    parts = []
+    for source, view in views.items():
+        for attribute in rules.attributes.values():
+            if source not in (*attribute.sources, *attribute.checks):
+                continue
+            if attribute.name not in view.columns:
+                continue
+            parts.append(
+                view.select(
+                    F.col(key),
+                    F.lit(attribute.name).alias("attribute"),
+                    F.lit(source).alias("source"),
+                    F.col(attribute.name).cast("string").alias("value"),
+                    F.col(CONFIRMED).cast("date").alias(CONFIRMED),
+                )
+            )
+    long = parts[0]
+    for part in parts[1:]:
+        long = long.unionByName(part)
+    window = Window.partitionBy(key, "attribute", "source").orderBy(
+        F.col(CONFIRMED).desc_nulls_last(), F.col("value").asc_nulls_last()
+    )
+    latest = long.where(F.col(key).isNotNull()).withColumn("_n", F.row_number().over(window))
+    return latest.where(F.col("_n") == 1).drop("_n")
+
+
+def _ranks(rules: LibraryRules, spark: SparkSession) -> DataFrame:
+    rows = [
+        (a.name, source, rank)
+        for a in rules.attributes.values()
+        for rank, source in enumerate(a.sources)
+    ]
+    return spark.createDataFrame(rows, "attribute string, source string, rank int")
+
+
+def choose(fact_rows: DataFrame, rules: LibraryRules) -> DataFrame:
+    """Per (key, attribute): the value from the most authoritative source that has one."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    ranks = F.broadcast(_ranks(rules, fact_rows.sparkSession))
+    window = Window.partitionBy(rules.key, "attribute").orderBy("rank")
+    ranked = fact_rows.where(F.col("value").isNotNull()).join(ranks, ["attribute", "source"])
+    return (
+        ranked.withColumn("_n", F.row_number().over(window))
+        .where(F.col("_n") == 1)
+        .select(rules.key, "attribute", "value", "source", CONFIRMED)
+    )
+
+
+def subjects(views: dict[str, DataFrame], rules: LibraryRules) -> DataFrame:
+    """The keys the library holds: those of its subjects_from source."""
+    return views[rules.subjects_from].select(rules.key).distinct()
+
+
+def golden(chosen: DataFrame, subject_keys: DataFrame, rules: LibraryRules) -> DataFrame:
+    """One typed row per subject: every attribute, and where each value came from."""
+    from pyspark.sql import functions as F
+
+    key = rules.key
+    columns = []
+    for attribute in rules.attributes.values():
+        value = F.first(F.when(F.col("attribute") == attribute.name, F.col("value")), True)
+        if attribute.type == "date":
+            value = value.cast("date")
+        elif attribute.type == "boolean":
+            value = value.cast("boolean")
+        columns.append(value.alias(attribute.name))
+    provenance = F.map_from_entries(
+        F.collect_list(
+            F.struct(
+                F.col("attribute"),
+                F.struct(F.col("source"), F.col(CONFIRMED).alias("confirmed_at")),
+            )
+        )
+    ).alias(PROVENANCE)
+    wide = chosen.join(subject_keys, key).groupBy(key).agg(*columns, provenance)
+    # A subject with no attribute value at all still gets its row.
+    return subject_keys.join(wide, key, "left").select(key, *rules.attributes, PROVENANCE)
+
+
+def conflicts(fact_rows: DataFrame, chosen: DataFrame, rules: LibraryRules) -> DataFrame:
+    """Checking sources that disagree with the chosen value (多源核验)."""
+    from pyspark.sql import functions as F
+
+    key = rules.key
+    spark = fact_rows.sparkSession
+    pairs = [
+        (a.name, c, rules.rule_text(a.name)) for a in rules.attributes.values() for c in a.checks
+    ]
+    if not pairs:
+        return spark.createDataFrame([], _CONFLICT_SCHEMA)
+    checks = F.broadcast(
+        spark.createDataFrame(pairs, "attribute string, source string, rule string")
+    )
+    departments = F.create_map(
+        *[x for s in rules.sources for x in (F.lit(s), F.lit(rules.department(s)))]
+    )
+    checked = fact_rows.where(F.col("value").isNotNull()).join(checks, ["attribute", "source"])
+    picked = chosen.select(
+        key,
+        "attribute",
+        F.col("value").alias("chosen_value"),
+        F.col("source").alias("chosen_source"),
+        F.col(CONFIRMED).alias("chosen_confirmed_at"),
+    )
+    disagreeing = checked.join(picked, [key, "attribute"]).where(
+        (F.col("value") != F.col("chosen_value")) & (F.col("source") != F.col("chosen_source"))
+    )
+    return disagreeing.select(
+        F.col(key).alias("subject"),
+        "attribute",
+        "source",
+        F.element_at(departments, F.col("source")).alias("department"),
+        "value",
+        "chosen_source",
+        "chosen_value",
+        "rule",
+        F.least(F.col(CONFIRMED), F.col("chosen_confirmed_at")).alias("first_seen"),
+        F.greatest(F.col(CONFIRMED), F.col("chosen_confirmed_at")).alias("last_seen"),
+    )
+
+
+_CONFLICT_SCHEMA = (
+    "subject string, attribute string, source string, department string, value string, "
+    "chosen_source string, chosen_value string, rule string, first_seen date, last_seen date"
+)
+
+
+def unmatched(
+    views: dict[str, DataFrame], subject_keys: DataFrame, rules: LibraryRules
+) -> DataFrame:
+    """Source rows about subjects the library does not hold, with the reason."""
+    from pyspark.sql import functions as F
+
+    key = rules.key
+    parts = []
+    for source, view in views.items():
+        if source == rules.subjects_from:
+            continue
+        parts.append(
+            view.join(subject_keys, key, "left_anti").select(
+                F.col(key).alias("subject"),
+                F.lit(source).alias("source"),
+                F.lit(rules.department(source)).alias("department"),
+                F.lit(
+                    f"not in the authoritative source {rules.subjects_from} / "
+                    f"权威来源（{rules.subjects_from}）中无此主体"
+                ).alias("reason"),
+                F.col(CONFIRMED).cast("date").alias(CONFIRMED),
+            )
+        )
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out
+
+
+def worklist(conflict_rows: DataFrame, rules: LibraryRules) -> DataFrame:
+    """The correction worklist (数据纠错): each department's rows that disagree, with the fix."""
+    from pyspark.sql import functions as F
+
+    return conflict_rows.select(
+        "department",
+        "subject",
+        "attribute",
+        F.col("value").alias("your_value"),
+        F.col("chosen_value").alias("authoritative_value"),
+        F.col("chosen_source").alias("authoritative_source"),
+        F.concat(
+            F.lit("请核实并更正 "),
+            F.col("attribute"),
+            F.lit("：权威来源为 "),
+            F.col("chosen_source"),
+            F.lit(" / verify and correct "),
+            F.col("attribute"),
+            F.lit(" against "),
+            F.col("chosen_source"),
+        ).alias("action"),  # fmt: skip
+        "first_seen",
+        "last_seen",
+    )
+
+
+def version_hash(frame: DataFrame, rules: LibraryRules) -> DataFrame:
+    """Adds the hash of a row's attribute values and its validity start (newest fact)."""
+    from pyspark.sql import functions as F
+
+    dates = F.transform(F.map_values(F.col(PROVENANCE)), lambda item: item["confirmed_at"])
+    return frame.select(
+        "*",
+        F.sha2(F.to_json(F.struct(*rules.attributes)), 256).alias(VERSION_HASH),
+        F.array_max(dates).alias(VALID_FROM),
+    )
+
+
+# ---- writes ----------------------------------------------------------------------------
+
+
+def _target(spark: SparkSession, settings: Settings, name: str):  # type: ignore[no-untyped-def]
+    from delta.tables import DeltaTable
+
+    from datong.storage import spark_location
+
+    return DeltaTable.forPath(spark, spark_location(settings, name))
+
+
+def merge_subjects(
+    spark: SparkSession,
+    settings: Settings,
+    name: str,
+    key: str,
+    affected: DataFrame,
+    rows: DataFrame,
+) -> None:
+    """Replace the rows of the affected subjects in ``name``, one row per subject."""
+    from pyspark.sql import functions as F
+
+    if not tables.exists(spark, settings, name):
+        tables.append(rows, settings, name)
+        return
+    marked = rows.withColumn("_present", F.lit(True))
+    source = affected.select(key).distinct().join(marked, key, "left")
+    (
+        _target(spark, settings, name)
+        .alias("t")
+        .merge(source.alias("s"), f"t.`{key}` = s.`{key}`")
+        .whenMatchedDelete(condition="s._present IS NULL")
+        .whenMatchedUpdate(set={c: f"s.`{c}`" for c in rows.columns})
+        .whenNotMatchedInsert(
+            condition="s._present IS NOT NULL", values={c: f"s.`{c}`" for c in rows.columns}
+        )
+        .execute()
+    )
+
+
+def replace_for_subjects(
+    spark: SparkSession,
+    settings: Settings,
+    name: str,
+    key: str,
+    affected: DataFrame,
+    rows: DataFrame,
+) -> None:
+    """Delete every row of the affected subjects in ``name``, then append ``rows``."""
+    if tables.exists(spark, settings, name):
+        (
+            _target(spark, settings, name)
+            .alias("t")
+            .merge(affected.select(key).distinct().alias("s"), f"t.`{key}` = s.`{key}`")
+            .whenMatchedDelete()
+            .execute()
+        )
+    tables.append(rows, settings, name)
+
+
+def merge_history(
+    spark: SparkSession, settings: Settings, name: str, key: str, current: DataFrame
+) -> None:
+    """Type-2 history: a changed subject's open version closes where the new one starts."""
+    from pyspark.sql import functions as F
+
+    versions = current.withColumn(VALID_TO, F.lit(None).cast("date"))
+    if not tables.exists(spark, settings, name):
+        tables.append(versions, settings, name)
+        return
+    open_versions = (
+        tables.read(spark, settings, name)
+        .where(F.col(VALID_TO).isNull())
+        .select(key, F.col(VERSION_HASH).alias("_open_hash"))
+    )
+    joined = versions.join(open_versions, key, "left")
+    changed = joined.where(
+        F.col("_open_hash").isNull() | (F.col("_open_hash") != F.col(VERSION_HASH))
+    ).drop("_open_hash")
+    reopened = joined.where(
+        F.col("_open_hash").isNotNull() & (F.col("_open_hash") != F.col(VERSION_HASH))
+    ).drop("_open_hash")
+    # A changed subject with an open version comes twice: keyed, to close that version, and
+    # unkeyed, to insert the new one; a new subject comes once, keyed, and is inserted.
+    staged = changed.withColumn("_merge_key", F.col(key)).unionByName(
+        reopened.withColumn("_merge_key", F.lit(None).cast("string"))
+    )
+    (
+        _target(spark, settings, name)
+        .alias("t")
+        .merge(staged.alias("s"), f"t.`{key}` = s._merge_key AND t.{VALID_TO} IS NULL")
+        .whenMatchedUpdate(
+            condition=f"t.{VERSION_HASH} <> s.{VERSION_HASH}",
+            set={VALID_TO: f"greatest(s.{VALID_FROM}, t.{VALID_FROM})"},
+        )
+        .whenNotMatchedInsert(values={c: f"s.`{c}`" for c in versions.columns})
+        .execute()
+    )

@@ -1,0 +1,104 @@
+"""The golden-record transforms on frames of a few rows (shared Spark session, no I/O)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from jobs import golden
+from jobs.golden import Attribute, LibraryRules, SourceDecl
+
+pytestmark = pytest.mark.integration
+
+D1, D2, D3 = dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)
+
+RULES = LibraryRules(
+    library="people",
+    title_zh="测试库",
+    table="people.person",
+    key="pid",
+    subjects_from="registry",
+    sources={
+        "registry": SourceDecl("registry", "silver.r", "police", "户籍"),
+        "civil": SourceDecl("civil", "silver.c", "civil_affairs", "民政"),
+        "tax": SourceDecl("tax", "silver.t", "tax", "税务"),
+    },
+    attributes={
+        "name": Attribute("name", "string", ("registry",), ("tax",)),
+        "married": Attribute("married", "boolean", ("civil", "registry")),
+        "born": Attribute("born", "date", ("registry",)),
+    },
+)
+
+
+@pytest.fixture()
+def views(spark):
+    registry = spark.createDataFrame(
+        [
+            ("p1", "张三", False, D1, D1),
+            ("p2", "李四", True, D2, D2),
+            ("p2", "李四旧", True, D2, D1),
+        ],
+        "pid string, name string, married boolean, born date, confirmed_at date",
+    )
+    civil = spark.createDataFrame(
+        [("p1", True, D3)], "pid string, married boolean, confirmed_at date"
+    )
+    tax = spark.createDataFrame(
+        [("p1", "张叁", D2), ("p2", "李四", D3), ("p9", "王五", D3)],
+        "pid string, name string, confirmed_at date",
+    )
+    return {"registry": registry, "civil": civil, "tax": tax}
+
+
+def test_the_most_authoritative_value_wins_with_its_provenance(views):
+    facts = golden.facts(views, RULES)
+    chosen = golden.choose(facts, RULES)
+    gold_rows = golden.golden(chosen, golden.subjects(views, RULES), RULES).collect()
+    gold = {r["pid"]: r for r in gold_rows}
+    assert set(gold) == {"p1", "p2"}  # p9 is only known to 税务
+    # 民政 outranks the register for marriage; the register is the fallback for p2.
+    assert gold["p1"]["married"] is True
+    assert gold["p1"][golden.PROVENANCE]["married"]["source"] == "civil"
+    assert gold["p2"]["married"] is True
+    assert gold["p2"][golden.PROVENANCE]["married"]["source"] == "registry"
+    # The latest row of a source wins: 李四 (confirmed D2), not 李四旧 (D1).
+    assert gold["p2"]["name"] == "李四"
+    assert gold["p1"]["born"] == D1
+    assert gold["p2"][golden.PROVENANCE]["name"]["confirmed_at"] == D2
+
+
+def test_checking_sources_that_disagree_are_conflicts(views):
+    facts = golden.facts(views, RULES)
+    chosen = golden.choose(facts, RULES)
+    rows = golden.conflicts(facts, chosen, RULES).collect()
+    found = [
+        (r["subject"], r["attribute"], r["source"], r["value"], r["chosen_value"], r["department"])
+        for r in rows
+    ]
+    assert found == [("p1", "name", "tax", "张叁", "张三", "tax")]
+    assert rows[0]["first_seen"] == D1 and rows[0]["last_seen"] == D2
+    work = golden.worklist(golden.conflicts(facts, chosen, RULES), RULES).collect()
+    assert work[0]["your_value"] == "张叁" and work[0]["authoritative_source"] == "registry"
+
+
+def test_rows_about_unknown_subjects_are_listed_not_lost(views):
+    subjects = golden.subjects(views, RULES)
+    rows = golden.unmatched(views, subjects, RULES).collect()
+    assert [(r["subject"], r["source"], r["department"]) for r in rows] == [("p9", "tax", "tax")]
+
+
+def test_version_hash_changes_with_any_attribute(views, spark):
+    facts = golden.facts(views, RULES)
+    gold = golden.golden(golden.choose(facts, RULES), golden.subjects(views, RULES), RULES)
+    first = {r["pid"]: r for r in golden.version_hash(gold, RULES).collect()}
+    views["civil"] = spark.createDataFrame(
+        [("p1", False, D3)], "pid string, married boolean, confirmed_at date"
+    )
+    facts = golden.facts(views, RULES)
+    gold = golden.golden(golden.choose(facts, RULES), golden.subjects(views, RULES), RULES)
+    second = {r["pid"]: r for r in golden.version_hash(gold, RULES).collect()}
+    assert first["p1"][golden.VERSION_HASH] != second["p1"][golden.VERSION_HASH]
+    assert first["p2"][golden.VERSION_HASH] == second["p2"][golden.VERSION_HASH]
+    assert second["p1"][golden.VALID_FROM] == D3  # the newest fact behind the version

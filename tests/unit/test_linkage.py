@@ -1,0 +1,176 @@
+"""Linkage of ID-less records to golden persons: hand-written answers on a synthetic reference."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pandas as pd
+import pytest
+from faker import Faker
+
+from jobs import linkage
+from jobs.linkage import LinkageResult, link_records
+
+COLUMNS = ["name", "gender", "birth_date", "division_code", "address"]
+DIVISIONS = {
+    "420102": "湖北省武汉市江岸区",
+    "420106": "湖北省武汉市武昌区",
+    "420111": "湖北省武汉市洪山区",
+    "422801": "湖北省恩施土家族苗族自治州恩施市",
+}
+ENSHI = "湖北省恩施土家族苗族自治州恩施市"
+
+# The golden persons the cases are about, written out by hand.
+ZHANG = "420102197504120011"
+WANG = "420106196809300028"
+LI = "422801199001150033"
+LIU = "420102198806060046"
+TWIN_A = "420106199511110020"
+TWIN_B = "420106199511110047"
+KNOWN = [
+    (ZHANG, "张建国", "1", "1975-04-12", "420102", "湖北省武汉市江岸区解放大道1001号"),
+    (WANG, "王桂花", "2", "1968-09-30", "420106", "湖北省武汉市武昌区中南路88号"),
+    (LI, "李志强", "1", "1990-01-15", "422801", f"{ENSHI}舞阳大道12号"),
+    (LIU, "刘洋", "2", "1988-06-06", "420102", "湖北省武汉市江岸区沿江大道77号"),
+    # Namesakes identical in name, gender, birth date and division; only the address differs.
+    (TWIN_A, "陈静", "2", "1995-11-11", "420106", "湖北省武汉市武昌区珞珈山路5号"),
+    (TWIN_B, "陈静", "2", "1995-11-11", "420106", "湖北省武汉市武昌区徐东大街301号"),
+]
+STRANGER = ("欧阳明月", "2", "2001-02-03", "429004", "湖北省仙桃市沔阳大道66号")
+
+# Candidates (ID missing or failed its check digit) and the expected answers.
+CANDIDATES = [
+    ("R-0107", "张建国", "1", "1975-04-12", "420102", "湖北省武汉市江岸区解放大道1001号"),
+    ("R-0042", "王贵花", "2", "1968-09-30", "420106", "湖北省武汉市武昌区中南路88号"),
+    ("R-0311", "李志强", "1", "1990-01-16", "422801", f"{ENSHI}舞阳大道12号"),
+    ("R-0005", "刘洋", "1", "1988-06-06", "422801", f"{ENSHI}航空大道9号"),
+    ("R-0220", "陈静", "2", "1995-11-11", "420106", None),
+    ("R-0999", *STRANGER),
+]
+EXACT, VARIANT, DAY_OFF, NAMESAKE, TWINS, STRANGER_ID = (c[0] for c in CANDIDATES)
+
+
+def _reference(size: int, seed: int = 20240601) -> pd.DataFrame:
+    """The known persons plus Faker fillers with distinct names, birth dates and addresses."""
+    fake = Faker("zh_CN")
+    fake.seed_instance(seed)
+    rng = random.Random(seed)
+    rows = [dict(zip(["person_id", *COLUMNS], known, strict=True)) for known in KNOWN]
+    names = {r["name"] for r in rows} | {STRANGER[0]}
+    dates = {r["birth_date"] for r in rows} | {STRANGER[2]}
+    addresses = {r["address"] for r in rows} | {STRANGER[4]}
+    while len(rows) < size:
+        name = fake.name()
+        birth = dt.date(1950, 1, 1) + dt.timedelta(days=rng.randrange(20_000))
+        division = rng.choice(sorted(DIVISIONS))
+        address = f"{DIVISIONS[division]}{fake.street_name()}{rng.randrange(1, 999)}号"
+        if name in names or birth.isoformat() in dates or address in addresses:
+            continue
+        names.add(name)
+        dates.add(birth.isoformat())
+        addresses.add(address)
+        gender = rng.choice("12")
+        rows.append(
+            {
+                "person_id": f"{division}{birth:%Y%m%d}{len(rows):03d}{gender}",
+                "name": name,
+                "gender": gender,
+                "birth_date": birth.isoformat(),
+                "division_code": division,
+                "address": address,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _candidates() -> pd.DataFrame:
+    return pd.DataFrame(CANDIDATES, columns=["record_id", *COLUMNS])
+
+
+@pytest.fixture(scope="module", params=[200, 50, 500], ids=lambda n: f"reference{n}")
+def result(request: pytest.FixtureRequest) -> LinkageResult:
+    reference = _reference(request.param)
+    assert reference["person_id"].is_unique and len(reference) == request.param
+    return link_records(_candidates(), reference)
+
+
+def _row(result: LinkageResult, record_id: str) -> dict[str, object]:
+    rows = result.links[result.links["record_id"] == record_id].to_dict("records")
+    assert len(rows) == 1, f"{record_id} appears {len(rows)} times"
+    return rows[0]
+
+
+def test_exact_copy_is_linked(result: LinkageResult) -> None:
+    row = _row(result, EXACT)
+    assert (row["decision"], row["person_id"]) == ("linked", ZHANG)
+    assert isinstance(row["match_probability"], float) and row["match_probability"] >= 0.99
+
+
+def test_one_character_name_variant_is_linked(result: LinkageResult) -> None:
+    row = _row(result, VARIANT)  # 王贵花 for 王桂花
+    assert (row["decision"], row["person_id"]) == ("linked", WANG)
+
+
+def test_birth_date_one_day_off_is_never_someone_else(result: LinkageResult) -> None:
+    row = _row(result, DAY_OFF)
+    assert row["decision"] in {"linked", "review"}
+    assert row["person_id"] in {LI, None}
+    if row["decision"] == "linked":
+        assert row["person_id"] == LI
+
+
+def test_same_name_and_birth_date_but_nothing_else_is_not_linked(result: LinkageResult) -> None:
+    row = _row(result, NAMESAKE)
+    assert row["decision"] != "linked"
+    assert row["person_id"] is None
+
+
+def test_twin_namesakes_are_never_auto_linked(result: LinkageResult) -> None:
+    row = _row(result, TWINS)
+    assert row["decision"] in {"review", "unmatched"}
+    assert row["person_id"] is None
+
+
+def test_stranger_is_unmatched(result: LinkageResult) -> None:
+    row = _row(result, STRANGER_ID)
+    assert row == {
+        "record_id": STRANGER_ID,
+        "person_id": None,
+        "match_probability": None,  # no pair survived blocking
+        "decision": "unmatched",
+    }
+
+
+def test_every_record_once_and_counts_add_up(result: LinkageResult) -> None:
+    assert list(result.links.columns) == ["record_id", "person_id", "match_probability", "decision"]
+    assert result.links["record_id"].tolist() == [c[0] for c in CANDIDATES]
+    assert set(result.links["decision"]) <= {"linked", "review", "unmatched"}
+    counts = result.counts
+    assert counts["candidates"] == len(CANDIDATES)
+    assert counts["linked"] + counts["review"] + counts["unmatched"] == counts["candidates"]
+    assert counts["linked"] == (result.links["decision"] == "linked").sum()
+    assert counts["linked"] >= 2  # the exact copy and the name variant, at least
+
+
+def test_empty_candidates_do_not_call_splink(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object) -> None:
+        raise AssertionError("Splink was called")
+
+    monkeypatch.setattr(linkage, "_pairs", fail)
+    empty = pd.DataFrame(columns=["record_id", *COLUMNS])
+    result = link_records(empty, _reference(20))
+    assert result.links.empty
+    assert list(result.links.columns) == ["record_id", "person_id", "match_probability", "decision"]
+    assert result.counts == {"candidates": 0, "linked": 0, "review": 0, "unmatched": 0}
+
+
+def test_bad_input_is_refused() -> None:
+    reference = _reference(20)
+    twice = pd.concat([_candidates(), _candidates()])
+    with pytest.raises(ValueError, match="unique"):
+        link_records(twice, reference)
+    with pytest.raises(ValueError, match="lacks columns"):
+        link_records(_candidates().drop(columns=["address"]), reference)
+    with pytest.raises(ValueError, match="review <= accept"):
+        link_records(_candidates(), reference, accept=0.5, review=0.9)
