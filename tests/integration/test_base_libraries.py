@@ -103,14 +103,24 @@ def _truth(landing: Path, batch: str, name: str) -> list[dict]:
 
 
 def _truth_conflicts(landing: Path, batch: str) -> set[tuple[str, str, str]]:
-    lines = (landing / "_truth" / batch / "conflicts.jsonl").read_text().splitlines()
-    found = set()
-    for item in map(json.loads, lines):
-        if item["kind"] in CONFLICT_KINDS:
-            found.add(
-                (item["subject"], CONFLICT_KINDS[item["kind"]], VIEW_OF_TABLE[item["source"]])
-            )
-    return found
+    """The conflicts standing after ``batch``.
+
+    Each batch's truth lists the conflicts visible in that batch's deliveries. A source that
+    delivers full snapshots shows all its standing conflicts every time; one that delivers
+    only changes keeps an earlier batch's conflict standing (silver still holds that row).
+    """
+    full = {name for name, r in load_resources().items() if r.delivery.mode == "full"}
+    standing: set[tuple[str, str, str, str]] = set()
+    for current in BATCHES[: BATCHES.index(batch) + 1]:
+        lines = (landing / "_truth" / current / "conflicts.jsonl").read_text().splitlines()
+        seen = {
+            (item["subject"], CONFLICT_KINDS[item["kind"]], VIEW_OF_TABLE[item["source"]],
+             item["source"])
+            for item in map(json.loads, lines)
+            if item["kind"] in CONFLICT_KINDS
+        }  # fmt: skip
+        standing = {c for c in standing if c[3] not in full} | seen
+    return {c[:3] for c in standing}
 
 
 @pytest.fixture(scope="module")
