@@ -150,7 +150,13 @@ def main() -> None:
     from datong.spark import spark_session
     from jobs.build import build
 
-    settings = Settings(state_dir=args.state, spark_master="local[2]")
+    # At 1M persons the long form of the facts is ~25M rows: more memory, more partitions.
+    settings = Settings(
+        state_dir=args.state,
+        spark_master="local[2]",
+        spark_driver_memory="10g",
+        spark_shuffle_partitions=16,
+    )
     spark = spark_session(settings, "bench-build")
     spark.range(1).count()
     if not tables.exists(spark, settings, "bronze.household_register"):

@@ -102,3 +102,55 @@ def test_version_hash_changes_with_any_attribute(views, spark):
     assert first["p1"][golden.VERSION_HASH] != second["p1"][golden.VERSION_HASH]
     assert first["p2"][golden.VERSION_HASH] == second["p2"][golden.VERSION_HASH]
     assert second["p1"][golden.VALID_FROM] == D3  # the newest fact behind the version
+
+
+def test_golden_rows_merge_into_the_lake_and_read_through_trino(views, spark, platform_settings):
+    """Written by the build's MERGE, registered, queried by Trino with provenance and history."""
+    from datong import query, tables
+    from jobs.ingest import register_in_trino
+
+    settings = platform_settings
+    facts = golden.facts(views, RULES)
+    chosen = golden.choose(facts, RULES)
+    subjects = golden.subjects(views, RULES)
+    gold = golden.version_hash(golden.golden(chosen, subjects, RULES), RULES)
+    name, history = "population.tiny_person", "population.tiny_person_history"
+    golden.merge_subjects(spark, settings, name, "pid", subjects, gold.drop(golden.VERSION_HASH))
+    golden.merge_history(spark, settings, history, "pid", gold)
+    # p1 divorces (民政, a later date): one subject changes, the other must not be touched.
+    views["civil"] = spark.createDataFrame(
+        [("p1", False, dt.date(2026, 4, 1))], "pid string, married boolean, confirmed_at date"
+    )
+    facts = golden.facts(views, RULES)
+    changed = golden.version_hash(
+        golden.golden(golden.choose(facts, RULES), golden.subjects(views, RULES), RULES), RULES
+    ).where("pid = 'p1'")
+    affected = spark.createDataFrame([("p1",)], "pid string")
+    golden.merge_subjects(spark, settings, name, "pid", affected, changed.drop(golden.VERSION_HASH))
+    golden.merge_history(spark, settings, history, "pid", changed)
+    assert register_in_trino(settings, [name, history])
+
+    rows = query.run(
+        settings,
+        f"SELECT pid, married, _provenance['married'].source FROM lake.{name} ORDER BY pid",
+    ).rows
+    assert [tuple(r) for r in rows] == [("p1", False, "civil"), ("p2", True, "registry")]
+    versions = query.run(
+        settings,
+        f"SELECT pid, married, valid_from, valid_to FROM lake.{history} ORDER BY pid, valid_from",
+    ).rows
+    assert [tuple(r) for r in versions] == [
+        ("p1", True, D3, dt.date(2026, 4, 1)),
+        ("p1", False, dt.date(2026, 4, 1), None),
+        ("p2", True, D2, None),
+    ]
+    # As of 2026-03-15, p1 was married.
+    as_of = query.run(
+        settings,
+        f"SELECT married FROM lake.{history} WHERE pid = 'p1' AND valid_from <= DATE '2026-03-15' "
+        "AND (valid_to IS NULL OR valid_to > DATE '2026-03-15')",
+    ).rows
+    assert [tuple(r) for r in as_of] == [(True,)]
+    with pytest.raises(query.QueryError):
+        query.run(settings, f"SELECT * FROM lake.{name}", user="analyst_without_grant")
+    assert tables.read(spark, settings, name).count() == 2
