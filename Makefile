@@ -5,7 +5,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --locked
 
-.PHONY: help setup demo test test-unit test-integration lint format lock-check bench up down status clean
+.PHONY: help setup demo test test-unit test-integration lint format lock-check bench bench-scale up down status clean
 
 help: ## Show this list of targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -40,8 +40,16 @@ format: ## Format and autofix with ruff
 lock-check: ## Fail when uv.lock does not match pyproject.toml
 	$(UV) lock --check
 
-bench: setup ## Run the benchmarks and print results for BENCHMARKS.md
+bench: setup ## Run the quick benchmarks (start-up) and print results for BENCHMARKS.md
 	$(RUN) python -m bench.startup
+
+BENCH_PERSONS ?= 1000000
+BENCH_DIR ?= .state/bench
+
+bench-scale: setup ## Generate BENCH_PERSONS persons, then the ingest and base-library benchmarks (~45 min at 1M)
+	test -d $(BENCH_DIR)/landing || $(RUN) datong generate --persons $(BENCH_PERSONS) --seed 1 --errors bench/error_rates.yaml --out $(BENCH_DIR)/landing
+	$(RUN) python -m bench.ingest --landing $(BENCH_DIR)/landing
+	$(RUN) python -m bench.build --landing $(BENCH_DIR)/landing --state $(BENCH_DIR)/state
 
 up: ## Start the embedded services (Trino; SeaweedFS for s3:// roots)
 	$(RUN) datong up
