@@ -186,18 +186,21 @@ def _ingest_and_report(
     from jobs.build import build
 
     built = build(["population", "legal_person"], settings, spark)
-    by_library: dict[str, list[int]] = {}
-    for item in built.results:
-        totals = by_library.setdefault(item.library, [0, 0, 0])
-        totals[0] += item.subjects
-        totals[1] += item.conflicts
-        totals[2] += item.unmatched
+    counts = []
+    for library, main in (("population", "person"), ("legal_person", "entity")):
+        [(subjects, conflicts, unmatched)] = run(
+            settings,
+            f"SELECT (SELECT count(*) FROM lake.{library}.{main}), "
+            f"(SELECT count(*) FROM lake.{library}.conflict), "
+            f"(SELECT count(*) FROM lake.{library}.unmatched)",
+        ).rows
+        counts.append(
+            f"{library}: {subjects:,} golden records, {conflicts:,} conflicts, "
+            f"{unmatched:,} source rows unmatched"
+        )
     summary.add(
         "build base libraries",
-        "; ".join(
-            f"{library}: {s:,} golden records, {c:,} conflicts, {u:,} rows unmatched"
-            for library, (s, c, u) in by_library.items()
-        )
+        "; ".join(counts)
         + f" ({len(built.batches)} batch(es), {len(built.tables)} tables registered in Trino)",
         started,
     )
