@@ -1,10 +1,14 @@
-"""Build the population and legal-person base libraries (人口、法人基础库).
+"""Build the base libraries: population, legal person, geospatial, credit, e-license, materials.
 
 Scheduled on data, not on time: the run starts when any bronze table the libraries read is
 updated (each ingest task updates its table's Asset). It MERGEs the new bronze batches into
 silver and rebuilds only the subjects they touch: golden records with provenance, type-2
 history, conflicts, correction worklists and exclusion lists. Rules are data, in
 `schemas/libraries/`. Each gold table is an Asset for the libraries and services after it.
+
+After them the derived libraries (空间地理、信用、电子证照、共享材料) are rebuilt from silver
+and the golden records and MERGEd: address matching and placement, credit grades with their
+explanations, license statuses, and the shared-material views in Trino.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ LEGAL_PERSON_SOURCES = (
     "enterprise_registration", "public_institution", "social_organization",
     "enterprise_taxpayer",
 )  # fmt: skip
+DERIVED_SOURCES = (
+    "administrative_division", "standard_address", "administrative_license",
+    "administrative_penalty", "credit_red_list", "credit_black_list", "e_license",
+    "birth_certificate",
+)  # fmt: skip
 
 
 def _asset(name: str) -> Asset:
@@ -29,9 +38,15 @@ def _asset(name: str) -> Asset:
     return Asset(name=name, uri=f"datong://lake/{schema}/{table}")
 
 
-BRONZE = [_asset(f"bronze.{t}") for t in POPULATION_SOURCES + LEGAL_PERSON_SOURCES]
+BRONZE = [
+    _asset(f"bronze.{t}") for t in POPULATION_SOURCES + LEGAL_PERSON_SOURCES + DERIVED_SOURCES
+]
 PERSON = _asset("population.person")
 ENTITY = _asset("legal_person.entity")
+ADDRESS_MATCH = _asset("geo.address_match")
+CREDIT_PROFILE = _asset("credit.profile")
+LICENSES = _asset("license.license")
+VALID_FOR_HOLDER = _asset("license.valid_for_holder")
 
 with DAG(
     dag_id="build_base_libraries",
@@ -46,7 +61,7 @@ with DAG(
         "retries": 2,
         "retry_delay": timedelta(minutes=5),
     },
-    tags=["datong", "build", "population", "legal_person"],
+    tags=["datong", "build", "population", "legal_person", "geo", "credit", "license"],
 ):
 
     @task(outlets=[PERSON])
@@ -63,4 +78,26 @@ with DAG(
 
         build(["legal_person"])
 
-    population() >> legal_person()
+    @task(outlets=[ADDRESS_MATCH])
+    def geo() -> None:
+        """Divisions, standard addresses, address matching and placement per county."""
+        from jobs.build import build
+
+        build(["geo"])
+
+    @task(outlets=[CREDIT_PROFILE])
+    def credit() -> None:
+        """双公示 records, red and black lists, credit profiles and explained grades."""
+        from jobs.build import build
+
+        build(["credit"])
+
+    @task(outlets=[LICENSES, VALID_FOR_HOLDER])
+    def license() -> None:
+        """E-licenses linked to holders, derived status, conflicts, validity intervals."""
+        from jobs.build import build
+
+        build(["license", "materials"])
+
+    golden = population() >> legal_person()
+    golden >> [geo(), credit(), license()]

@@ -261,17 +261,55 @@ def quarantine_report(
     out.print(f"index: {target / 'index.html'}")
 
 
+@app.command("report")
+def report(
+    subject: Annotated[str, typer.Argument(help="What to report on: geo.")],
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="PNG file (default: <state>/reports/geo/counties.png)."),
+    ] = None,
+) -> None:
+    """Draw a report: `geo` maps persons and legal persons per county (PNG)."""
+    if subject != "geo":
+        _fail(f"unknown report {subject!r}; known: geo")
+    from datong.spark import spark_session
+    from jobs.geo_report import report as draw_report
+
+    settings = _settings()
+    target = out_file or settings.state_dir / "reports" / "geo" / "counties.png"
+    spark = spark_session(settings, "datong-report-geo")
+    try:
+        result = draw_report(spark, settings, target)
+    except FileNotFoundError as error:
+        _fail(str(error))
+    out.print(
+        f"{result.path}: {result.counties} counties, {result.persons:,} persons, "
+        f"{result.legal_persons:,} legal persons ({result.width}x{result.height} px)"
+    )
+
+
 @app.command()
 def build(
     libraries: Annotated[
         list[str] | None,
-        typer.Argument(help="Base libraries to build: population, legal_person (default: all)."),
+        typer.Argument(
+            help="Base libraries to build: population, legal_person, geo, credit, license, "
+            "materials (default: all; the libraries they read are built first)."
+        ),
     ] = None,
     full: Annotated[
         bool, typer.Option("--full", help="Rebuild from every bronze batch, not only new ones.")
     ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Derive date-dependent statuses as of this date (YYYY-MM-DD)."
+        ),
+    ] = None,
 ) -> None:
     """Build the base libraries (golden records, history, conflicts) from bronze, no Airflow."""
+    import datetime as dt
+
     from datong.spark import spark_session
     from jobs.build import ORDER
     from jobs.build import build as run_build
@@ -281,9 +319,13 @@ def build(
     unknown = sorted(set(wanted) - set(ORDER))
     if unknown:
         _fail(f"unknown base library {', '.join(unknown)}; known: {', '.join(ORDER)}")
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        _fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)")
     spark = spark_session(settings, "datong-build")
-    result = run_build(wanted, settings, spark, full=full)
-    if not result.batches:
+    result = run_build(wanted, settings, spark, full=full, as_of=day)
+    if not result.batches and not result.derived:
         out.print("nothing new in bronze: the libraries are up to date")
         return
     table = Table("library", "batch", "affected", "subjects", "conflicts", "unmatched",
@@ -292,7 +334,15 @@ def build(
         table.add_row(item.library, item.batch_id, str(item.affected), str(item.subjects),
                       str(item.conflicts), str(item.unmatched))  # fmt: skip
     out.print(table)
+    if result.derived:
+        derived = Table("library", "table", "rows", title="derived libraries")
+        for library, counts in result.derived.items():
+            for name, rows in counts.items():
+                derived.add_row(library, name, str(rows))
+        out.print(derived)
     out.print(f"{len(result.batches)} batch(es) built; tables: {', '.join(result.tables)}")
+    if result.views:
+        out.print(f"views: {', '.join(result.views)}")
 
 
 @app.command("config")

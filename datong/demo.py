@@ -183,9 +183,9 @@ def _ingest_and_report(
     )
 
     started = time.monotonic()
-    from jobs.build import build
+    from jobs.build import ORDER, build
 
-    built = build(["population", "legal_person"], settings, spark)
+    built = build(list(ORDER), settings, spark)
     counts = []
     for library, main in (("population", "person"), ("legal_person", "entity")):
         [(subjects, conflicts, unmatched)] = run(
@@ -204,6 +204,20 @@ def _ingest_and_report(
         + f" ({len(built.batches)} batch(es), {len(built.tables)} tables registered in Trino)",
         started,
     )
+    started = time.monotonic()
+    summary.add("derived libraries", _derived_summary(settings), started)
+
+    started = time.monotonic()
+    from jobs.geo_report import report as geo_report
+
+    drawn = geo_report(spark, settings, settings.state_dir / "reports" / "geo" / "counties.png")
+    summary.add(
+        "map (datong report geo)",
+        f"{drawn.path}: {drawn.counties} counties, {drawn.persons:,} persons and "
+        f"{drawn.legal_persons:,} legal persons placed",
+        started,
+    )
+
     started = time.monotonic()
     worklist = run(
         settings,
@@ -234,6 +248,38 @@ def _ingest_and_report(
         f"as {settings.trino_admin_user}: {persons:,} golden persons; "
         f"as analyst_without_grant: {denied}",
         started,
+    )
+
+
+def _derived_summary(settings: Settings) -> str:
+    """One line per derived library, every figure read back through Trino."""
+    from datong.query import run
+
+    [(matched, total, outside)] = run(
+        settings,
+        "SELECT count(address_id), count(*), (SELECT count(*) FROM lake.geo.conflict "
+        "WHERE kind = 'point_outside_division') FROM lake.geo.address_match",
+    ).rows
+    grades = run(
+        settings, "SELECT grade, count(*) FROM lake.credit.profile GROUP BY grade ORDER BY grade"
+    ).rows
+    statuses = run(
+        settings,
+        "SELECT status, count(*) FROM lake.license.license GROUP BY status ORDER BY 2 DESC",
+    ).rows
+    [(license_conflicts,)] = run(settings, "SELECT count(*) FROM lake.license.conflict").rows
+    [(materials,)] = run(
+        settings,
+        "SELECT count(*) FROM lake.information_schema.views WHERE table_schema = 'materials'",
+    ).rows
+    rate = matched / total if total else 0.0
+    return (
+        f"geo: {matched:,}/{total:,} addresses matched ({rate:.1%}), {outside} points outside "
+        f"their division; credit grades "
+        + ", ".join(f"{g} {n:,}" for g, n in grades)
+        + "; licenses "
+        + ", ".join(f"{s} {n:,}" for s, n in statuses)
+        + f", {license_conflicts:,} conflicts; {materials} shared-material views"
     )
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from datong import tables
 from datong.contracts import load_resources
 from datong.settings import Settings, load_settings
-from jobs import golden, legal_person, population, silver
+from jobs import credit, geo, golden, legal_person, license, materials, population, silver
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -31,8 +31,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEDGER = "ops.build_ledger"
-ORDER = ("population", "legal_person")
+ORDER = ("population", "legal_person", "geo", "credit", "license", "materials")
 MODULES: dict[str, Any] = {"population": population, "legal_person": legal_person}
+#: Libraries derived from silver and the golden ones: rebuilt whole, written by MERGE.
+DERIVED: dict[str, Any] = {"geo": geo, "credit": credit, "license": license,
+                           "materials": materials}  # fmt: skip
 
 
 class AccountingError(RuntimeError):
@@ -58,9 +61,13 @@ class BuildResult:
     silver: list[silver.SilverResult] = field(default_factory=list)
     results: list[LibraryResult] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
+    derived: dict[str, dict[str, int]] = field(default_factory=dict)
+    views: list[str] = field(default_factory=list)
 
 
 def library_tables(library: str) -> list[str]:
+    if library in DERIVED:
+        return list(DERIVED[library].TABLES)
     rules = golden.load_rules(library)
     names = [rules.table, rules.table + "_history", rules.schema("conflict"),
              rules.schema("correction_worklist"), rules.schema("unmatched")]  # fmt: skip
@@ -70,6 +77,8 @@ def library_tables(library: str) -> list[str]:
 
 
 def _bronze_sources(library: str) -> list[str]:
+    if library in DERIVED:
+        return list(DERIVED[library].SOURCES)
     rules = golden.load_rules(library)
     return sorted({"bronze." + s.table.split(".", 1)[1] for s in rules.sources.values()})
 
@@ -245,21 +254,38 @@ def _write_ledger(
     tables.append(spark.createDataFrame(rows, schema), settings, LEDGER, transaction=build_id)
 
 
+def with_upstream(libraries: list[str]) -> list[str]:
+    """``libraries`` and every library they read, in build order."""
+    unknown = sorted(set(libraries) - set(ORDER))
+    if unknown:
+        raise ValueError(f"unknown base library: {', '.join(unknown)} (known: {', '.join(ORDER)})")
+    wanted, todo = set(), list(libraries)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo += list(DERIVED[name].UPSTREAM) if name in DERIVED else []
+    return [name for name in ORDER if name in wanted]
+
+
 def build(
     libraries: list[str],
     settings: Settings | None = None,
     spark: SparkSession | None = None,
     full: bool = False,
     register: bool = True,
+    as_of: dt.date | None = None,
 ) -> BuildResult:
-    """Build ``libraries`` (in dependency order) from every bronze batch not yet built."""
+    """Build ``libraries`` and those they read, from every bronze batch not yet built.
+
+    Statuses that depend on the date (license expiry, credit measures) are derived as of
+    ``as_of``, the build date unless given.
+    """
     from pyspark.sql import functions as F
 
     settings = settings or load_settings()
-    unknown = sorted(set(libraries) - set(ORDER))
-    if unknown:
-        raise ValueError(f"unknown base library: {', '.join(unknown)} (known: {', '.join(ORDER)})")
-    ordered = [name for name in ORDER if name in libraries]
+    as_of = as_of or dt.date.today()
+    ordered = with_upstream(libraries)
     if spark is None:
         from datong.spark import spark_session
 
@@ -310,14 +336,36 @@ def build(
                      merged.superseded, now)
                 )  # fmt: skip
         for library in ordered:
-            result.results.append(build_library(spark, settings, library, batch_id, changed))
+            if library in MODULES:
+                result.results.append(build_library(spark, settings, library, batch_id, changed))
         _write_ledger(spark, settings, build_id, ledger_rows)
         result.batches.append(batch_id)
+    for library in ordered:
+        if library not in DERIVED:
+            continue
+        missing = [t for t in library_tables(library) if not tables.exists(spark, settings, t)]
+        if result.batches or missing:
+            # Derived libraries read whole tables: one rebuild after all the batches.
+            log.info("%s: building as of %s", library, as_of)
+            result.derived[library] = DERIVED[library].build(spark, settings, as_of)
     written = [silver.silver_name(b) for b in bronze_names]
     written += [t for lib in ordered for t in library_tables(lib)] + [LEDGER]
     result.tables = [t for t in written if tables.exists(spark, settings, t)]
-    if register and result.batches:
+    if register and (result.batches or result.derived):
         from jobs.ingest import register_in_trino
 
-        register_in_trino(settings, result.tables)
+        if register_in_trino(settings, result.tables):
+            result.views = create_views(settings, ordered)
     return result
+
+
+def create_views(settings: Settings, libraries: list[str]) -> list[str]:
+    """The libraries' Trino views (credit's public penalties, the shared materials)."""
+    views = []
+    if "credit" in libraries:
+        credit.create_views(settings)
+        views.append(credit.PUBLIC_VIEW)
+    if "materials" in libraries:
+        created = materials.create_views(settings)
+        views += [f"materials.{name}" for name, ok in created.items() if ok]
+    return views

@@ -15,6 +15,10 @@ command -v tar >/dev/null 2>&1 || missing+=(tar)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
+# A CJK font so that `datong report geo` labels its map in Chinese (matplotlib, no display).
+if ! ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1; then
+  missing+=(fonts-wqy-microhei)
+fi
 
 if ((${#missing[@]})); then
   echo "installing system packages: ${missing[*]}"

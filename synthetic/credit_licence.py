@@ -301,7 +301,7 @@ def _licence(
     if (
         isinstance(holder, Person)
         and holder.death_date
-        and licence_type in ("resident_id_card", "driving_license")
+        and licence_type in ("resident_id_card", "driving_license", "physician_license")
     ):
         status, changed = "注销", holder.death_date
     place = holder.division_code

@@ -19,8 +19,9 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from synthetic.addresses import applicant_address, point_elsewhere
 from synthetic.errors import ErrorRates, name_variant
-from synthetic.world import Chunk, LegalPerson, Person, age
+from synthetic.world import Chunk, LegalPerson, Person, age, provincial_places
 
 Row = dict[str, object]
 
@@ -68,6 +69,13 @@ def _ts(day: dt.date, rng: random.Random) -> dt.datetime:
 
 def _full_address(chunk: Chunk, person: Person) -> str:
     return chunk.addresses[person.address_id].full_address
+
+
+def _typed_address(chunk: Chunk, ctx: Context, legal: LegalPerson) -> str:
+    """A legal person's address as its applicant typed it, the same in every batch."""
+    address = chunk.addresses[legal.address_id]
+    rng = ctx.rng("applicant_address", legal.credit_code)
+    return applicant_address(address, chunk.places[address.division_code], rng)
 
 
 # -- 公安 public security --------------------------------------------------------------
@@ -182,7 +190,7 @@ def social_organization(chunk: Chunk, ctx: Context) -> Iterator[Record]:
                 "legal_representative_id": org.legal_representative_id,
                 "legal_representative_name": org.legal_representative_name,
                 "registered_capital": org.registered_capital,
-                "address": chunk.addresses[org.address_id].full_address,
+                "address": _typed_address(chunk, ctx, org),
                 "division_code": org.division_code,
                 "establish_date": org.established,
                 "status": "注销" if org.status == "注销" else "正常",
@@ -449,7 +457,7 @@ def enterprise_registration(chunk: Chunk, ctx: Context) -> Iterator[Record]:
                 "establish_date": company.established,
                 "approval_date": changed,
                 "deregistration_date": company.deregistered,
-                "address": chunk.addresses[company.address_id].full_address,
+                "address": _typed_address(chunk, ctx, company),
                 "division_code": company.division_code,
                 "business_scope": "一般项目："
                 + {"G": "日用百货销售", "H": "餐饮服务", "E": "房屋建筑工程施工"}.get(
@@ -477,7 +485,7 @@ def public_institution(chunk: Chunk, ctx: Context) -> Iterator[Record]:
                 "funding_source": rng.choice(["财政全额拨款", "财政差额拨款", "经费自理"]),
                 "registered_capital": unit.registered_capital,
                 "sponsor": f"{chunk.places[unit.division_code].name}人民政府",
-                "address": chunk.addresses[unit.address_id].full_address,
+                "address": _typed_address(chunk, ctx, unit),
                 "division_code": unit.division_code,
                 "establish_date": unit.established,
                 "status": "注销" if unit.status == "注销" else "正常",
@@ -492,6 +500,26 @@ def public_institution(chunk: Chunk, ctx: Context) -> Iterator[Record]:
 
 def standard_address(chunk: Chunk, ctx: Context) -> Iterator[Record]:
     for address in chunk.addresses.values():
+        longitude, latitude = address.longitude, address.latitude
+        conflicts: tuple[Conflict, ...] = ()
+        rate = ctx.rates.point_outside_division
+        rng = ctx.rng("standard_address", address.address_id) if rate else None
+        if rng is not None and rng.random() < rate:
+            # Surveyed in the wrong place: the point lies inside another county.
+            _, longitude, latitude = point_elsewhere(
+                provincial_places(), address.division_code, rng
+            )
+            conflicts = (
+                Conflict(
+                    address.address_id,
+                    "coordinates",
+                    "point_outside_division",
+                    "bronze.administrative_division",
+                    address.division_code,
+                    "bronze.standard_address",
+                    f"{longitude:.6f},{latitude:.6f}",
+                ),
+            )
         yield Record(
             {
                 "address_id": address.address_id,
@@ -500,11 +528,12 @@ def standard_address(chunk: Chunk, ctx: Context) -> Iterator[Record]:
                 "street": None,
                 "road": address.road,
                 "house_number": address.house_number,
-                "longitude": address.longitude,
-                "latitude": address.latitude,
+                "longitude": longitude,
+                "latitude": latitude,
             },
             chunk.extract_date,
             address.address_id,
+            conflicts,
         )
 
 

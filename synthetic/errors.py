@@ -45,6 +45,7 @@ class ErrorRates:
     name_variant: float = 0.003
     birth_date_off_by_one: float = 0.002
     stale_address: float = 0.01
+    point_outside_division: float = 0.002
     deceased_still_active: float = 0.2
     deregistered_still_licensed: float = 0.2
     dangling_reference: float = 0.003

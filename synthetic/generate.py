@@ -274,6 +274,7 @@ class _GoldenWriter:
         "legal_representative_id",
         "industry",
         "division_code",
+        "address_id",
         "established",
         "status",
         "deregistered",

@@ -17,6 +17,7 @@ from typing import Any
 
 from faker.providers.person.zh_CN import Provider as ChineseNames
 
+from synthetic.addresses import point_in_division
 from synthetic.identifiers import citizen_id, credit_code
 
 #: Extraction date of batch 1; batch K is (K-1) months later.
@@ -268,18 +269,26 @@ class ChunkBuilder:
 
     def _address(self, chunk: Chunk, place: Place, rng: random.Random) -> Address:
         serial = self._next_serial()
-        road = rng.choice(ROAD_WORDS) + rng.choice(ROAD_SUFFIXES)
-        number = f"{rng.randint(1, 999)}号"
+        # A doorplate (county, road, number) names one standard address: draw again on reuse.
+        for _ in range(100):
+            road = rng.choice(ROAD_WORDS) + rng.choice(ROAD_SUFFIXES)
+            number = f"{rng.randint(1, 999)}号"
+            doorplate = ("doorplate", place.code, road, number)
+            if doorplate not in self.id_sequences:
+                break
+        self.id_sequences[doorplate] = 1
         full = f"湖北省{place.prefecture_name if place.prefecture != place.code else ''}"
         full += f"{place.name}{road}{number}"
+        east, north = rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02)
+        longitude, latitude = point_in_division(place, east, north)
         address = Address(
             address_id=f"{place.code}{serial:012d}",
             full_address=full,
             division_code=place.code,
             road=road,
             house_number=number,
-            longitude=round(place.longitude + rng.uniform(-0.02, 0.02), 6),
-            latitude=round(place.latitude + rng.uniform(-0.02, 0.02), 6),
+            longitude=longitude,
+            latitude=latitude,
         )
         chunk.addresses[address.address_id] = address
         return address

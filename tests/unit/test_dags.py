@@ -195,13 +195,16 @@ def test_build_dag_runs_on_the_bronze_assets_its_rules_read(dagbag):
     dag = dagbag.dags["build_base_libraries"]
     rules = [
         yaml.safe_load((SCHEMAS_DIR / "libraries" / f"{name}.yaml").read_text(encoding="utf-8"))
-        for name in ("population", "legal_person")
+        for name in ("population", "legal_person", "credit", "license")
     ]
     read = {
         "bronze." + source["table"].split(".", 1)[1]
         for library in rules
         for source in library["sources"].values()
     }
+    # The geospatial library and the materials read 自然资源's and 卫健's deliveries.
+    read |= {"bronze.administrative_division", "bronze.standard_address",
+             "bronze.birth_certificate"}  # fmt: skip
     scheduled = {asset.name for asset in dag.timetable.asset_condition.objects}
     assert scheduled == read
     assert dag.owner != "airflow" and {"datong", "build"} <= set(dag.tags)
@@ -212,9 +215,14 @@ def test_build_dag_runs_on_the_bronze_assets_its_rules_read(dagbag):
     assert outlets == {
         "population": ["population.person"],
         "legal_person": ["legal_person.entity"],
+        "geo": ["geo.address_match"],
+        "credit": ["credit.profile"],
+        "license": ["license.license", "license.valid_for_holder"],
     }
     # Legal persons link their representatives to the population library built first.
     assert dag.get_task("legal_person").upstream_task_ids == {"population"}
+    for derived in ("geo", "credit", "license"):
+        assert dag.get_task(derived).upstream_task_ids == {"legal_person"}
 
 
 @pytest.mark.parametrize("path", [*DAG_FILES, BUILD_DAG_FILE], ids=lambda path: path.name)
