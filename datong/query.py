@@ -75,6 +75,16 @@ def table_exists(settings: Settings, name: str) -> bool:
     return bool(result.rows[0][0])
 
 
+def flush_metadata_cache(settings: Settings) -> None:
+    """Make Trino forget cached Delta transaction logs and metastore entries.
+
+    Needed after a table was removed and written anew at the same location (a full
+    rebuild): the new log starts again at version 0, and a cached snapshot of the old,
+    longer log would point Trino at data files that no longer exist.
+    """
+    run(settings, "CALL lake.system.flush_metadata_cache()")
+
+
 def register_table(settings: Settings, name: str) -> bool:
     """Make the Delta table ``<schema>.<table>`` that Spark wrote queryable as ``lake.<name>``.
 

@@ -351,12 +351,23 @@ def build(
     written = [silver.silver_name(b) for b in bronze_names]
     written += [t for lib in ordered for t in library_tables(lib)] + [LEDGER]
     result.tables = [t for t in written if tables.exists(spark, settings, t)]
+    if full:
+        _forget_old_logs(settings)
     if register and (result.batches or result.derived):
         from jobs.ingest import register_in_trino
 
         if register_in_trino(settings, result.tables):
             result.views = create_views(settings, ordered)
     return result
+
+
+def _forget_old_logs(settings: Settings) -> None:
+    """A full build wrote its tables anew: a running Trino must drop what it cached."""
+    from datong.query import flush_metadata_cache
+    from datong.services.trino import trino_healthy
+
+    if trino_healthy(settings):
+        flush_metadata_cache(settings)
 
 
 def create_views(settings: Settings, libraries: list[str]) -> list[str]:
