@@ -208,6 +208,7 @@ def link_without_keys(spark: SparkSession, settings: Settings, batch_id: str) ->
     """
     from pyspark.sql import functions as F
 
+    from jobs.derived import from_pandas
     from jobs.ingest import QUARANTINE
     from jobs.linkage import link_records
 
@@ -231,15 +232,13 @@ def link_without_keys(spark: SparkSession, settings: Settings, batch_id: str) ->
     linked = link_records(candidates, reference)
     rows = candidates.merge(linked.links, on="record_id")
     rows["batch_id"] = batch_id
-    columns = ["batch_id", "source", "source_file", "row_number", "delivered_id", "name",
-               "birth_date", "person_id", "match_probability", "decision"]  # fmt: skip
-    out = rows[columns].astype(object)
-    frame = spark.createDataFrame(
-        out.where(out.notna(), None).values.tolist(),
+    frame = from_pandas(
+        spark,
+        rows,
         "batch_id string, source string, source_file string, row_number long, "
         "delivered_id string, name string, birth_date string, person_id string, "
         "match_probability double, decision string",
-    )  # fmt: skip
+    )
     tables.append(frame, settings, "population.linkage", transaction=f"linkage:{batch_id}")
     return linked.counts
 

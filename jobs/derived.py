@@ -15,6 +15,7 @@ from datong import tables
 from datong.contracts import load_resources
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
     from datong.settings import Settings
@@ -37,6 +38,14 @@ def gold_or_empty(spark: SparkSession, settings: Settings, name: str, schema: st
     if tables.exists(spark, settings, name):
         return tables.read(spark, settings, name)
     return spark.createDataFrame([], schema)
+
+
+def from_pandas(spark: SparkSession, frame: pd.DataFrame, schema: str) -> DataFrame:
+    """The columns of ``frame`` that the DDL ``schema`` names, as Spark rows; NaN/NA → null."""
+    from pyspark.sql.types import StructType
+
+    values = frame[StructType.fromDDL(schema).fieldNames()].astype(object)
+    return spark.createDataFrame(values.where(values.notna(), None).values.tolist(), schema)
 
 
 def sync_table(

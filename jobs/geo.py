@@ -264,7 +264,7 @@ def _index(address_table: DataFrame) -> Any:
 def build(spark: Any, settings: Settings, as_of: dt.date) -> dict[str, int]:
     from pyspark.sql import functions as F
 
-    from jobs.derived import gold_or_empty, silver_or_empty, sync_table
+    from jobs.derived import from_pandas, gold_or_empty, silver_or_empty, sync_table
 
     del as_of  # the geospatial library holds no status that depends on the date
     codes = code_map(spark)
@@ -284,12 +284,9 @@ def build(spark: Any, settings: Settings, as_of: dt.date) -> dict[str, int]:
     )  # fmt: skip
     subjects = subject_addresses(persons, entities).toPandas()
     matched = match_addresses(subjects, _index(address_table))
-    columns = ["subject_kind", "subject_id", "source", "address", "record_division_code",
-               "address_id", "division_code", "match_method", "match_score",
-               "match_reason"]  # fmt: skip
-    frame = matched[columns].astype(object)
-    matches = spark.createDataFrame(
-        frame.where(frame.notna(), None).values.tolist(),
+    matches = from_pandas(
+        spark,
+        matched,
         "subject_kind string, subject_id string, source string, address string, "
         "record_division_code string, address_id string, division_code string, "
         "match_method string, match_score double, match_reason string",

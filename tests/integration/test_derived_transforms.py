@@ -214,3 +214,15 @@ def test_points_are_tested_against_their_division(spark):
         geo.standard_addresses(addresses, divisions)).collect()}  # fmt: skip
     assert conflicts == {"a2", "a4"}
     assert rows["a1"]["point_wkt"] == "POINT (0.5 0.5)"
+
+
+def test_pandas_results_come_back_with_nulls_not_nans(spark):
+    import pandas as pd
+
+    from jobs.derived import from_pandas
+
+    frame = pd.DataFrame(
+        {"a": ["x", None], "n": [1, 2], "p": [0.5, float("nan")], "extra": ["dropped", "too"]}
+    )
+    rows = from_pandas(spark, frame, "a string, n long, p double").collect()
+    assert [tuple(r) for r in rows] == [("x", 1, 0.5), (None, 2, None)]
