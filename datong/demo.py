@@ -184,7 +184,6 @@ def _ingest_and_report(
 
     started = time.monotonic()
     from jobs.build import ORDER, build
-
     from synthetic.world import extract_date
 
     # The generated deliveries were extracted on batch 1's date: derive license and credit
