@@ -13,6 +13,7 @@ the line and the field, so the department or engineer who wrote it can fix it.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -38,6 +39,13 @@ UpdateCycle = Literal["realtime", "daily", "weekly", "monthly", "quarterly", "ye
 DeliveryFormat = Literal["csv", "jsonl", "xlsx", "db_table"]
 Encoding = Literal["utf-8", "gb18030"]
 DeliveryMode = Literal["full", "append", "incremental"]
+
+#: 共享类型 (政务信息资源共享管理暂行办法 art. 9): 无条件共享, 有条件共享, 不予共享.
+ShareType = Literal["UNCONDITIONAL", "CONDITIONAL", "NOT_SHARED"]
+#: 开放属性: 无条件开放, 有条件开放, 不予开放.
+OpenType = Literal["OPEN", "CONDITIONAL_OPEN", "NOT_OPEN"]
+#: 共享方式: 库表 (a lake table through Trino), 接口 (a data service API), 文件 (a file extract).
+ShareMethod = Literal["table", "api", "file"]
 
 #: GB/T 43697-2024 grades, lowest first. The standard has three levels, 一般数据 (general),
 #: 重要数据 (important) and 核心数据 (core); general data is split into four levels as the
@@ -176,6 +184,55 @@ class Delivery(_Contract):
         return self
 
 
+class Classification(_Contract):
+    """资源分类 (政务信息资源目录编制指南): 类, 项, 目, 细目 — the 前段码 of the resource code.
+
+    类 is 1 基础信息资源, 2 主题信息资源 or 3 部门信息资源; 项 (2 digits), 目 and 细目
+    (3 digits each) narrow it down.
+    """
+
+    category: Literal["1", "2", "3"]
+    item: str = Field(pattern=r"^[0-9]{2}$")
+    subject: str = Field(pattern=r"^[0-9]{3}$")
+    detail: str = Field(pattern=r"^[0-9]{3}$")
+
+    @property
+    def code(self) -> str:
+        return f"{self.category}{self.item}{self.subject}{self.detail}"
+
+
+class CatalogEntry(_Contract):
+    """How a resource is catalogued and shared: classification, share type and its basis."""
+
+    classification: Classification
+    sequence: int = Field(ge=1, le=9999, description="顺序码 within the provider.")
+    share_type: ShareType
+    share_condition: str | None = Field(default=None, description="共享条件 when CONDITIONAL.")
+    legal_basis: str | None = Field(default=None, description="共享依据: the law behind it.")
+    share_method: list[ShareMethod] = Field(min_length=1)
+    open_type: OpenType
+    open_condition: str | None = None
+    release_date: dt.date
+    division_column: str | None = Field(
+        default=None, description="The element a row scope of division-code prefixes reads."
+    )
+    related: list[str] = Field(default_factory=list, description="关联资源: dataset names.")
+
+    @model_validator(mode="after")
+    def _policy_is_explained(self) -> CatalogEntry:
+        if self.share_type == "CONDITIONAL" and not (self.share_condition and self.legal_basis):
+            raise ValueError("a CONDITIONAL resource states its share_condition and legal_basis")
+        if self.share_type == "NOT_SHARED" and not self.legal_basis:
+            raise ValueError("a NOT_SHARED resource states the legal_basis for refusing")
+        if self.share_type == "UNCONDITIONAL" and self.share_condition:
+            raise ValueError("an UNCONDITIONAL resource has no share_condition")
+        if self.share_type == "NOT_SHARED" and self.open_type != "NOT_OPEN":
+            raise ValueError("a resource that is not shared is not open either")
+        if self.open_type == "CONDITIONAL_OPEN" and not self.open_condition:
+            raise ValueError("a CONDITIONAL_OPEN resource states its open_condition")
+        return self
+
+
 class Resource(_Contract):
     """One department resource as delivered, loaded into its bronze table."""
 
@@ -188,6 +245,9 @@ class Resource(_Contract):
     primary_key: list[str] = Field(min_length=1)
     elements: list[DataElement] = Field(min_length=1)
     description: str = Field(min_length=1)
+    catalog: CatalogEntry | None = Field(
+        default=None, description="The catalogue entry; the catalogue refuses a resource without."
+    )
 
     @property
     def table(self) -> str:
@@ -429,6 +489,12 @@ def load_resources(root: Path = SCHEMAS_DIR) -> dict[str, Resource]:
         if resource.name in resources:
             problems.append(document.problem(("name",), f"{resource.name} is declared twice"))
         resources[resource.name] = resource
+    for resource in resources.values():
+        for related in resource.catalog.related if resource.catalog else ():
+            if related not in resources:
+                path = root / "resources" / resource.department / f"{resource.table}.yaml"
+                problems.append(Problem(path, None, "catalog.related", _unknown(
+                    "resource", related)))  # fmt: skip
     if problems:
         raise ContractError(problems)
     return resources
@@ -497,6 +563,10 @@ def _resource_problems(
             yield document.problem(("primary_key", position), _unknown("element", key))
         elif types[key].nullable:
             yield document.problem(("primary_key", position), f"key element {key} is nullable")
+    if resource.catalog is not None and resource.catalog.division_column is not None:
+        column = resource.catalog.division_column
+        if column not in types:
+            yield document.problem(("catalog", "division_column"), _unknown("element", column))
     watermark = resource.delivery.watermark
     if watermark is not None:
         if watermark not in types:
@@ -504,3 +574,97 @@ def _resource_problems(
         elif types[watermark].type not in ("date", "timestamp") or types[watermark].nullable:
             message = f"watermark {watermark} must be a non-null date or timestamp"
             yield document.problem(("delivery", "watermark"), message)
+
+
+# -- the base libraries' catalogue entries ----------------------------------------------
+
+
+class CatalogItem(_Contract):
+    """One column of a base-library table as the catalogue lists it (数据项)."""
+
+    name: str = Field(pattern=SNAKE_CASE)
+    title_zh: str = Field(min_length=1)
+    type: ElementType
+    grade: Grade
+    personal: bool
+    standard: str | None = None
+
+
+class LibraryEntry(CatalogEntry):
+    """A base-library table catalogued as a resource of the base catalogue (基础信息资源).
+
+    Its providers are the departments of the library's sources (联合授权: every one of them
+    approves a conditional request); ``custodian`` builds and answers for the table.
+    """
+
+    table: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+    title_zh: str = Field(min_length=1)
+    summary: str = Field(min_length=1)
+    custodian: str = Field(pattern=SNAKE_CASE)
+    update_cycle: UpdateCycle
+    items: list[CatalogItem] = Field(min_length=1)
+
+
+class _LibrarySource(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    department: str = Field(pattern=SNAKE_CASE)
+
+
+class _LibraryFile(BaseModel):
+    """A ``libraries/<library>.yaml``: only the parts the catalogue reads (jobs read the rest)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    library: str = Field(pattern=SNAKE_CASE)
+    sources: dict[str, _LibrarySource] = Field(min_length=1)
+    catalog: list[LibraryEntry] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class BaseResource:
+    """A catalogued base-library table with the departments its sources come from."""
+
+    library: str
+    entry: LibraryEntry
+    providers: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.entry.table
+
+
+@cache
+def load_base_resources(root: Path = SCHEMAS_DIR) -> dict[str, BaseResource]:
+    """The catalogue entries of every base library, by table, from ``libraries/*.yaml``."""
+    departments = load_departments(root)
+    resources = load_resources(root)
+    found: dict[str, BaseResource] = {}
+    problems: list[Problem] = []
+    for path in _yaml_files(root / "libraries", problems):
+        try:
+            document = _read_yaml(path)
+            library = _validate(document, _LibraryFile)
+        except ContractError as error:
+            problems += error.problems
+            continue
+        providers = tuple(sorted({source.department for source in library.sources.values()}))
+        for index, entry in enumerate(library.catalog):
+            where = ("catalog", index)
+            names = [item.name for item in entry.items]
+            for department in (entry.custodian, *providers):
+                if department not in departments:
+                    message = _unknown("department", department)
+                    problems.append(document.problem((*where, "custodian"), message))
+            if entry.division_column is not None and entry.division_column not in names:
+                message = _unknown("item", entry.division_column)
+                problems.append(document.problem((*where, "division_column"), message))
+            if entry.table in found:
+                problems.append(document.problem((*where, "table"), f"{entry.table} twice"))
+            found[entry.table] = BaseResource(library.library, entry, providers)
+    for base in found.values():
+        for related in base.entry.related:
+            if related not in resources and related not in found:
+                problems.append(Problem(root / "libraries", None, base.name, _unknown(
+                    "related resource", related)))  # fmt: skip
+    if problems:
+        raise ContractError(problems)
+    return found
