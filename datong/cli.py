@@ -353,6 +353,19 @@ def show_config() -> None:
         out.print(f"{key} = {value}")
 
 
+def _register_catalog() -> None:
+    """The catalogue's sub-commands; their modules import only Typer until a command runs."""
+    import catalog.cli_exchange  # noqa: F401 - registers `request` and `review` commands
+    from catalog.cli import catalog_app, request_app, review_app
+
+    app.add_typer(catalog_app, name="catalog")
+    app.add_typer(request_app, name="request")
+    app.add_typer(review_app, name="review")
+
+
+_register_catalog()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app(prog_name="datong")
 

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
 
     # May carry a password (PostgreSQL in deployment): kept out of repr and logs.
     catalog_database_url: str = Field(default="", repr=False)
+    # The catalogue API (`python -m catalog serve`), started by `datong up` after Trino.
+    catalog_port: int = 8095
     # The embedded PostgreSQL (`datong up --with-postgres`): not 5432, which a distribution's
     # own cluster may hold; listens on 127.0.0.1 only.
     postgres_port: int = 5433
@@ -159,6 +161,10 @@ class Settings(BaseSettings):
         return f"http://{self.trino_host}:{self.trino_port}"
 
     @property
+    def catalog_url(self) -> str:
+        return f"http://127.0.0.1:{self.catalog_port}"
+
+    @property
     def s3_port(self) -> int:
         return urlparse(self.s3_endpoint).port or 80
 
@@ -181,6 +187,7 @@ class Settings(BaseSettings):
             "trino_url": self.trino_url,
             "s3_endpoint": self.s3_endpoint,
             "catalog_database_url": _hide_password(self.catalog_database_url),
+            "catalog_url": self.catalog_url,
         }
 
 

@@ -48,6 +48,7 @@ def make_settings(state_dir: Path, root: str, s3: dict[str, object], **extra: ob
         state_dir=state_dir,
         storage_root=storage_root,
         trino_port=free_port(),
+        catalog_port=free_port(),
         spark_master="local[2]",
         **s3,  # type: ignore[arg-type]
         **extra,  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datong import artifacts
 from datong.services import process
+from datong.services.catalog import catalog_spec
 from datong.services.postgres import postgres_spec
 from datong.services.process import ServiceError, ServiceSpec, ServiceStatus
 from datong.services.seaweedfs import seaweedfs_spec
@@ -13,7 +14,8 @@ from datong.storage import ensure_bucket
 
 
 def wanted_services(settings: Settings) -> list[str]:
-    """SeaweedFS runs only when the storage root is s3:// on the local endpoint.
+    """SeaweedFS runs only when the storage root is s3:// on the local endpoint; the
+    catalogue API follows Trino, whose rules it publishes.
 
     PostgreSQL is never started by default: ask for it (``services=[..., "postgres"]``,
     ``datong up --with-postgres``).
@@ -22,6 +24,7 @@ def wanted_services(settings: Settings) -> list[str]:
     if settings.uses_s3 and _is_local_endpoint(settings):
         names.append("seaweedfs")
     names.append("trino")
+    names.append("catalog")
     return names
 
 
@@ -38,6 +41,8 @@ def spec_for(settings: Settings, name: str) -> ServiceSpec:
         return trino_spec(settings)
     if name == "postgres":
         return postgres_spec(settings)
+    if name == "catalog":
+        return catalog_spec(settings)
     raise ValueError(f"unknown service {name!r}")
 
 
@@ -45,7 +50,7 @@ def up(settings: Settings, services: list[str] | None = None) -> dict[str, int]:
     """Start the services in order; on any failure stop what this call started."""
     names = services or wanted_services(settings)
     # PostgreSQL comes from the system's packages, not from the downloaded runtime.
-    needs_runtime = any(name != "postgres" for name in names)
+    needs_runtime = any(name not in ("postgres", "catalog") for name in names)
     if needs_runtime and not artifacts.is_installed(settings.cache_dir):
         raise ServiceError("the runtime is not installed yet: run `datong setup` (or `make setup`)")
     started: list[ServiceSpec] = []
@@ -73,7 +78,7 @@ def up(settings: Settings, services: list[str] | None = None) -> dict[str, int]:
 def down(settings: Settings) -> list[str]:
     """Stop every service that has a pid file; returns the names of those that were running."""
     stopped = []
-    for name in reversed(["postgres", "seaweedfs", "trino"]):
+    for name in reversed(["postgres", "seaweedfs", "trino", "catalog"]):
         spec = _spec_without_side_effects(settings, name)
         if process.stop(spec):
             stopped.append(name)
@@ -81,7 +86,7 @@ def down(settings: Settings) -> list[str]:
 
 
 def status(settings: Settings) -> list[ServiceStatus]:
-    names = ("trino", "seaweedfs", "postgres")
+    names = ("trino", "catalog", "seaweedfs", "postgres")
     return [process.status(_spec_without_side_effects(settings, n)) for n in names]
 
 
@@ -93,6 +98,12 @@ def _spec_without_side_effects(settings: Settings, name: str) -> ServiceSpec:
     from datong.storage import object_store_healthy
 
     run_dir = settings.state_dir / "run"
+    if name == "catalog":
+        from datong.services.catalog import catalog_healthy
+
+        return ServiceSpec(
+            "catalog", [], run_dir, [settings.catalog_port], lambda: catalog_healthy(settings)
+        )
     if name == "trino":
         return ServiceSpec(
             "trino", [], run_dir, [settings.trino_port], lambda: trino_healthy(settings)

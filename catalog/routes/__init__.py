@@ -1,0 +1,1 @@
+"""The API's routers: the catalogue, the exchange (requests, grants, demands), administration."""
