@@ -46,6 +46,7 @@ class ParsedQuery:
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
     reads: tuple[TableRead, ...] = field(default=())
+    groups: tuple[str, ...] = field(default=())
 
 
 class EventError(ValueError):
@@ -64,6 +65,43 @@ def _time(value: Any) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def _columns(listed: Any) -> tuple[str, ...]:
+    # ioMetadata.inputs name a column `name` (with its type); metadata.tables say `column`.
+    names = []
+    for column in listed or []:
+        if isinstance(column, dict):
+            names.append(str(column.get("name") or column.get("column")))
+        else:
+            names.append(str(column))
+    return tuple(names)
+
+
+def _reads(io: Any, metadata: dict[str, Any]) -> list[TableRead]:
+    """The tables and columns read: the physical inputs, else the tables the query named
+    (a query denied access has no inputs, but its statement still names what it wanted)."""
+    inputs = io.get("inputs") if isinstance(io, dict) else None
+    reads = [
+        TableRead(
+            str(item.get("catalogName", "")),
+            f"{item.get('schema')}.{item.get('table')}",
+            _columns(item.get("columns")),
+        )
+        for item in inputs or []
+        if isinstance(item, dict)
+    ]
+    if reads:
+        return reads
+    return [
+        TableRead(
+            str(item.get("catalog", "")),
+            f"{item.get('schema')}.{item.get('table')}",
+            _columns(item.get("columns")),
+        )
+        for item in metadata.get("tables") or []
+        if isinstance(item, dict)
+    ]
+
+
 def parse_query_event(payload: Any) -> ParsedQuery:
     """The audit facts of one Trino ``QueryCompletedEvent`` (as the HTTP listener posts it)."""
     if not isinstance(payload, dict):
@@ -80,21 +118,7 @@ def parse_query_event(payload: Any) -> ParsedQuery:
         error_name = str(code.get("name") or failure.get("failureType") or "FAILED")
         error_message = failure.get("failureMessage")
     statistics = payload.get("statistics") or {}
-    reads = []
-    io = payload.get("ioMetadata") or {}
-    for item in io.get("inputs") or []:
-        if not isinstance(item, dict):
-            continue
-        columns = tuple(
-            str(c["column"]) if isinstance(c, dict) else str(c) for c in item.get("columns") or []
-        )
-        reads.append(
-            TableRead(
-                str(item.get("catalogName", "")),
-                f"{item.get('schema')}.{item.get('table')}",
-                columns,
-            )
-        )
+    reads = _reads(payload.get("ioMetadata") or {}, metadata)
     rows = statistics.get("outputRows") if isinstance(statistics, dict) else None
     return ParsedQuery(
         query_id=str(metadata["queryId"]),
@@ -108,6 +132,7 @@ def parse_query_event(payload: Any) -> ParsedQuery:
         started_at=_time(payload.get("createTime")),
         ended_at=_time(payload.get("endTime")),
         reads=tuple(reads),
+        groups=tuple(str(g) for g in context.get("groups") or []),
     )
 
 
