@@ -37,3 +37,9 @@ class Invalid(CatalogError):
     """The input breaks a rule of the catalogue."""
 
     status = 422
+
+
+class Unavailable(CatalogError):
+    """A system the catalogue drives (Trino) did not take the change; retried later."""
+
+    status = 502

@@ -87,7 +87,8 @@ def table_columns(
         columns[table] = [item.name for item in resource.items] if resource else []
     if settings is None or not tables:
         return columns
-    from datong.query import QueryError, run
+    from catalog.lake import LAKE_ERRORS
+    from datong.query import run
 
     schemas = ", ".join(sorted({f"'{t.split('.')[0]}'" for t in tables}))
     try:
@@ -97,7 +98,7 @@ def table_columns(
             f"lake.information_schema.columns WHERE table_schema IN ({schemas}) "
             "ORDER BY table_schema, table_name, ordinal_position",
         )
-    except (QueryError, OSError) as error:
+    except LAKE_ERRORS as error:
         log.warning("Trino did not list the tables' columns (%s): using the catalogue's", error)
         return columns
     actual: dict[str, list[str]] = {}

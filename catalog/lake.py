@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trino.exceptions import Error as TrinoError
+
 from catalog.models import Resource
 from datong.query import QueryError, run
 from datong.settings import Settings
 
 log = logging.getLogger(__name__)
+#: What a missing table or an unreachable Trino raises: the value stays unknown.
+LAKE_ERRORS = (QueryError, OSError, TrinoError)
 
 
 @dataclass
@@ -38,7 +42,7 @@ def _aware(value: object) -> dt.datetime | None:
 def _optional(settings: Settings, sql: str, what: str, status: LakeStatus) -> list[tuple]:
     try:
         return run(settings, sql).rows
-    except (QueryError, OSError) as error:
+    except LAKE_ERRORS as error:
         log.info("%s unknown: %s", what, error)
         status.unknown.append(what)
         return []
@@ -53,7 +57,7 @@ def read_status(settings: Settings) -> LakeStatus:
             "SELECT table_schema || '.' || table_name FROM "
             "lake.information_schema.tables WHERE table_schema <> 'information_schema'",
         ).rows
-    except (QueryError, OSError) as error:
+    except LAKE_ERRORS as error:
         log.warning("Trino did not answer (%s): the lake status stays unknown", error)
         status.unknown.append("tables")
         return status

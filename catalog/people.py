@@ -74,6 +74,13 @@ def require_department(
         )
 
 
+def _check_password(name: str, password: str) -> None:
+    if len(password) < 12:
+        raise Invalid(f"password of {name}: at least 12 characters")
+    if len(password.encode("utf-8")) > 72:
+        raise Invalid(f"password of {name}: at most 72 bytes in UTF-8 (bcrypt's limit)")
+
+
 def create_user(
     session: Session,
     actor: User | None,
@@ -89,8 +96,7 @@ def create_user(
         raise Invalid(f"user name {name!r}: lower-case letters, digits and _, 2 to 63 long")
     if role not in ROLES:
         raise Invalid(f"role {role!r}: one of {', '.join(ROLES)}")
-    if len(password) < 12:
-        raise Invalid(f"password of {name}: at least 12 characters")
+    _check_password(name, password)
     home = department(session, department_code_) if department_code_ else None
     if role != PLATFORM_ADMIN and home is None:
         raise Invalid(f"user {name} ({role}) must belong to a department")
@@ -206,8 +212,7 @@ def set_password(
     if actor.id != owner.id:
         home = {owner.department_id} if owner.department_id else set()
         require_department(actor, home, (DEPARTMENT_ADMIN,), f"set the password of {owner.name}")
-    if len(password) < 12:
-        raise Invalid(f"password of {owner.name}: at least 12 characters")
+    _check_password(owner.name, password)
     owner.password_bcrypt = hash_password(password)
     audit.record(session, actor.name, "user.password", f"user:{owner.name}", now)
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from catalog import audit, lake, people
 from catalog.api import Ctx, catalog_of, session_of
-from catalog.errors import Forbidden, Invalid, Unauthenticated
+from catalog.errors import Conflict, Forbidden, Invalid, Unauthenticated, Unavailable
 from catalog.models import Department
 from catalog.schemas import Login, TokenCreate, UserCreate
 from catalog.security import audit_token, same_secret
@@ -102,7 +102,12 @@ def publish(ctx: Ctx) -> dict[str, Any]:
     from catalog import grants
 
     people.require_role(ctx.actor, (), "publish grants")
-    publication = grants.publish_grants(ctx.catalog.settings, ctx.session, now_utc())
+    if not ctx.catalog.publish:
+        raise Conflict("publication to Trino is turned off for this server")
+    try:
+        publication = grants.publish_grants(ctx.catalog.settings, ctx.session, now_utc())
+    except (OSError, NotImplementedError, ValueError) as error:
+        raise Unavailable(f"publishing the grants to Trino failed: {error}") from None
     ctx.commit()
     return {"published_at": publication.published_at.isoformat(), "grants": publication.grant_ids}
 

@@ -37,8 +37,15 @@ def build(url: str, state_dir: Path) -> None:
     with db.session_scope(url) as session:
         sync(session, state_dir, NOW)
         for name, role, department in USERS:
-            people.create_user(session, None, name=name, role=role, department_code_=department,
-                               password=PASSWORD, now=NOW)  # fmt: skip
+            people.create_user(
+                session,
+                None,
+                name=name,
+                role=role,
+                department_code_=department,
+                password=PASSWORD,
+                now=NOW,
+            )
     db.engine_for(url).dispose()
 
 

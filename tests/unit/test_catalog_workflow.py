@@ -14,20 +14,24 @@ from catalog.errors import Conflict, Forbidden, Invalid
 from catalog.models import AccessRequest, AuditEvent, Grant, Transition
 from catalog.schemas import Approve, DemandAnswer, DemandCreate, RequestCreate, ResourceDraft
 from datong.contracts import load_resources
-from tests.unit.catalog_support import (  # noqa: F401 - fixtures
-    NOW,
-    catalog_state,
-    catalog_url,
-    postgres_template,
-    sqlite_template,
-)
+from tests.unit import catalog_support as support
+from tests.unit.catalog_support import NOW
+
+# The shared catalogue fixtures (a synced catalogue per test, on SQLite and PostgreSQL).
+catalog_state, sqlite_template = support.catalog_state, support.sqlite_template
+postgres_template, catalog_url = support.postgres_template, support.catalog_url
 
 HOUSEHOLD = "bronze.household_register"
 
 
 def _request(session, user, resource, fields, days=30, prefixes=None, now=NOW):
-    body = RequestCreate(resource=resource, purpose="出生一件事: 核验新生儿父母户籍", fields=fields,
-                         division_prefixes=prefixes, duration_days=days)  # fmt: skip
+    body = RequestCreate(
+        resource=resource,
+        purpose="出生一件事: 核验新生儿父母户籍",
+        fields=fields,
+        division_prefixes=prefixes,
+        duration_days=days,
+    )
     return workflow.create_request(session, people.user(session, user), body, now)
 
 
@@ -37,8 +41,13 @@ def _states(session, request_id):
 
 def test_an_unconditional_resource_is_granted_at_once(catalog_url):
     with db.session_scope(catalog_url) as session:
-        request = _request(session, "wj_analyst", "bronze.enterprise_registration",
-                           ["credit_code", "name", "status"], days=90)  # fmt: skip
+        request = _request(
+            session,
+            "wj_analyst",
+            "bronze.enterprise_registration",
+            ["credit_code", "name", "status"],
+            days=90,
+        )
         assert request.state == "GRANTED"
         assert _states(session, request.id) == [(None, "SUBMITTED"), ("SUBMITTED", "GRANTED")]
         grant = session.scalar(select(Grant).where(Grant.request_id == request.id))
@@ -64,17 +73,30 @@ def test_a_not_shared_resource_is_refused_with_its_legal_basis(catalog_url):
 
 def test_a_conditional_request_waits_for_the_provider_who_may_narrow_it(catalog_url):
     with db.session_scope(catalog_url) as session:
-        request = _request(session, "wj_analyst", HOUSEHOLD,
-                           ["person_id", "name", "gender", "division_code"], days=60,
-                           prefixes=["4201", "4202"])  # fmt: skip
+        request = _request(
+            session,
+            "wj_analyst",
+            HOUSEHOLD,
+            ["person_id", "name", "gender", "division_code"],
+            days=60,
+            prefixes=["4201", "4202"],
+        )
         assert request.state == "PENDING_REVIEW"
         # 10 working days from Monday 2 March: Monday 16 March, same hour.
         assert request.deadline == dt.datetime(2026, 3, 16, 9, 0, tzinfo=dt.UTC)
         assert grants.active_grants(session, NOW) == []
-        workflow.approve(session, people.user(session, "ga_reviewer"), request.id,
-                         Approve(fields=["person_id", "name", "division_code"],
-                                 division_prefixes=["420102"], duration_days=30,
-                                 reason="仅限武汉市江岸区"), NOW)  # fmt: skip
+        workflow.approve(
+            session,
+            people.user(session, "ga_reviewer"),
+            request.id,
+            Approve(
+                fields=["person_id", "name", "division_code"],
+                division_prefixes=["420102"],
+                duration_days=30,
+                reason="仅限武汉市江岸区",
+            ),
+            NOW,
+        )
         assert request.state == "GRANTED"
         (granted,) = grants.active_grants(session, NOW)
     assert granted.columns == ("person_id", "name", "division_code")
@@ -100,14 +122,29 @@ def test_invalid_reviews_are_refused_with_clear_errors(catalog_url):
                 session, people.user(session, "wj_analyst"), request.id, Approve(), NOW
             )
         with pytest.raises(Invalid, match="only narrow: person_id was not requested"):
-            workflow.approve(session, people.user(session, "ga_reviewer"), request.id,
-                             Approve(fields=["name", "person_id"]), NOW)  # fmt: skip
+            workflow.approve(
+                session,
+                people.user(session, "ga_reviewer"),
+                request.id,
+                Approve(fields=["name", "person_id"]),
+                NOW,
+            )
         with pytest.raises(Invalid, match="rows 43 were not requested"):
-            workflow.approve(session, people.user(session, "ga_reviewer"), request.id,
-                             Approve(division_prefixes=["43"]), NOW)  # fmt: skip
+            workflow.approve(
+                session,
+                people.user(session, "ga_reviewer"),
+                request.id,
+                Approve(division_prefixes=["43"]),
+                NOW,
+            )
         with pytest.raises(Invalid, match="400 days exceed the 30 requested"):
-            workflow.approve(session, people.user(session, "ga_reviewer"), request.id,
-                             Approve(duration_days=400), NOW)  # fmt: skip
+            workflow.approve(
+                session,
+                people.user(session, "ga_reviewer"),
+                request.id,
+                Approve(duration_days=400),
+                NOW,
+            )
         workflow.refuse(session, people.user(session, "ga_reviewer"), request.id, "用途不明确", NOW)
         with pytest.raises(Conflict, match="is REFUSED: only a request pending review"):
             workflow.approve(
@@ -116,8 +153,13 @@ def test_invalid_reviews_are_refused_with_clear_errors(catalog_url):
         with pytest.raises(Invalid, match="has no field nickname"):
             _request(session, "wj_analyst", HOUSEHOLD, ["nickname"])
         with pytest.raises(Invalid, match="declares no division column"):
-            _request(session, "wj_analyst", "bronze.administrative_penalty", ["violation"],
-                     prefixes=["42"])  # fmt: skip
+            _request(
+                session,
+                "wj_analyst",
+                "bronze.administrative_penalty",
+                ["violation"],
+                prefixes=["42"],
+            )
         with pytest.raises(Forbidden, match="ga_reviewer .*may not request data"):
             _request(session, "ga_reviewer", "bronze.enterprise_registration", ["name"])
 
@@ -126,16 +168,28 @@ def test_a_fused_resource_needs_every_providers_approval(catalog_url):
     providers = ["civil_affairs", "education", "human_resources", "public_security", "tax"]
     reviewers = ["mz_reviewer", "jy_reviewer", "rs_reviewer", "ga_reviewer", "sw_reviewer"]
     with db.session_scope(catalog_url) as session:
-        request = _request(session, "wj_analyst", "population.person",
-                           ["person_id", "name", "birth_date", "division_code"], days=100,
-                           prefixes=["42"])  # fmt: skip
+        request = _request(
+            session,
+            "wj_analyst",
+            "population.person",
+            ["person_id", "name", "birth_date", "division_code"],
+            days=100,
+            prefixes=["42"],
+        )
         assert sorted(a.department.code for a in request.approvals) == providers
-        narrowing = {"mz_reviewer": Approve(fields=["person_id", "name", "division_code"]),
-                     "ga_reviewer": Approve(division_prefixes=["4201"], duration_days=50),
-                     "rs_reviewer": Approve(division_prefixes=["420102", "4202"])}  # fmt: skip
+        narrowing = {
+            "mz_reviewer": Approve(fields=["person_id", "name", "division_code"]),
+            "ga_reviewer": Approve(division_prefixes=["4201"], duration_days=50),
+            "rs_reviewer": Approve(division_prefixes=["420102", "4202"]),
+        }
         for reviewer in reviewers[:-1]:
-            workflow.approve(session, people.user(session, reviewer), request.id,
-                             narrowing.get(reviewer, Approve()), NOW)  # fmt: skip
+            workflow.approve(
+                session,
+                people.user(session, reviewer),
+                request.id,
+                narrowing.get(reviewer, Approve()),
+                NOW,
+            )
             assert request.state == "PENDING_REVIEW"
         assert grants.active_grants(session, NOW) == []
         workflow.approve(session, people.user(session, "sw_reviewer"), request.id, Approve(), NOW)
@@ -154,8 +208,9 @@ def test_one_refusal_ends_a_joint_request(catalog_url):
     with db.session_scope(catalog_url) as session:
         request = _request(session, "wj_analyst", "population.person", ["tax_status"])
         workflow.approve(session, people.user(session, "ga_reviewer"), request.id, Approve(), NOW)
-        workflow.refuse(session, people.user(session, "sw_reviewer"), request.id,
-                        "涉税信息依法保密", NOW)  # fmt: skip
+        workflow.refuse(
+            session, people.user(session, "sw_reviewer"), request.id, "涉税信息依法保密", NOW
+        )
         assert request.state == "REFUSED"
         with pytest.raises(Conflict):
             workflow.approve(
@@ -179,8 +234,10 @@ def test_an_overdue_review_escalates_to_the_platform_admin(catalog_url):
         assert request.state == "ESCALATED"
         workflow.approve(session, admin, request.id, Approve(duration_days=10), late)
         assert request.state == "GRANTED"
-        assert _states(session, request.id)[-2:] == [("PENDING_REVIEW", "ESCALATED"),
-                                                     ("ESCALATED", "GRANTED")]  # fmt: skip
+        assert _states(session, request.id)[-2:] == [
+            ("PENDING_REVIEW", "ESCALATED"),
+            ("ESCALATED", "GRANTED"),
+        ]
 
 
 def test_grants_expire_without_a_human_and_are_revoked_by_providers(catalog_url):
@@ -331,13 +388,26 @@ def test_users_and_edits_follow_least_privilege(catalog_url):
     with db.session_scope(catalog_url) as session:
         ga_admin, wj_admin = people.user(session, "ga_admin"), people.user(session, "wj_admin")
         with pytest.raises(Forbidden, match="creates users of public_security only"):
-            people.create_user(session, ga_admin, name="spy", role="reviewer",
-                               department_code_="health", password="x" * 12, now=NOW)  # fmt: skip
+            people.create_user(
+                session,
+                ga_admin,
+                name="spy",
+                role="reviewer",
+                department_code_="health",
+                password="x" * 12,
+                now=NOW,
+            )
         with pytest.raises(Forbidden, match="another department"):
             resources.edit(session, wj_admin, HOUSEHOLD, ResourceEdit(summary="changed"), NOW)
         with pytest.raises(Invalid, match="CONDITIONAL resource states its share_condition"):
-            resources.edit(session, ga_admin, "bronze.household_register",
-                           ResourceEdit(share_type="CONDITIONAL", share_condition=""), NOW)  # fmt: skip
-        edited = resources.edit(session, ga_admin, HOUSEHOLD,
-                                ResourceEdit(summary="户籍人口（含注销）"), NOW)  # fmt: skip
+            resources.edit(
+                session,
+                ga_admin,
+                "bronze.household_register",
+                ResourceEdit(share_type="CONDITIONAL", share_condition=""),
+                NOW,
+            )
+        edited = resources.edit(
+            session, ga_admin, HOUSEHOLD, ResourceEdit(summary="户籍人口（含注销）"), NOW
+        )
         assert edited.summary == "户籍人口（含注销）"
