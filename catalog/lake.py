@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-
 from trino.exceptions import Error as TrinoError
 
 from catalog.models import Resource
