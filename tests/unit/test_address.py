@@ -134,9 +134,15 @@ def test_match_frame_adds_the_match_columns(index):
     )
     matched = match_frame(frame, index, hint_column="division_code")
     assert list(matched.columns) == [
-        "credit_code", "address", "division_code", "address_id", "matched_division_code",
-        "match_method", "match_score", "match_reason",
-    ]  # fmt: skip
+        "credit_code",
+        "address",
+        "division_code",
+        "address_id",
+        "matched_division_code",
+        "match_method",
+        "match_score",
+        "match_reason",
+    ]
     assert matched["address_id"].tolist() == ["a1", None, "a9", "a1"]
     methods = ["normalised", "unmatched", "no_division", "normalised"]
     assert matched["match_method"].tolist() == methods

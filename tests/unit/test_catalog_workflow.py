@@ -411,3 +411,34 @@ def test_users_and_edits_follow_least_privilege(catalog_url):
             session, ga_admin, HOUSEHOLD, ResourceEdit(summary="户籍人口（含注销）"), NOW
         )
         assert edited.summary == "户籍人口（含注销）"
+
+
+def test_publication_follows_grant_changes_and_expiry(catalog_url, tmp_path):
+    """Runs for real once ``warehouse.access.publish`` is implemented (the Trino half)."""
+    from datong.services.process import free_port
+    from datong.settings import Settings
+
+    settings = Settings(
+        state_dir=tmp_path, catalog_database_url=catalog_url, trino_port=free_port()
+    )
+    with db.session_scope(catalog_url) as session:
+        _request(session, "wj_analyst", "bronze.standard_address", ["full_address"], days=1)
+        try:
+            assert grants.publish_if_changed(settings, session, NOW) is True
+        except NotImplementedError:
+            pytest.skip("warehouse.access.publish is not implemented on this branch yet")
+        assert (tmp_path / "trino" / "etc" / "rules.json").is_file()
+        assert grants.publish_if_changed(settings, session, NOW) is False  # nothing changed
+        later = NOW + dt.timedelta(days=1, seconds=1)
+        assert grants.publish_if_changed(settings, session, later) is True  # the grant expired
+        assert grants.last_publication(session).grant_ids == []
+
+
+def test_the_fingerprint_changes_when_a_grant_expires(catalog_url):
+    with db.session_scope(catalog_url) as session:
+        _request(session, "wj_analyst", "bronze.standard_address", ["full_address"], days=1)
+        users = grants.principals(session)
+        now = grants.digest(grants.active_grants(session, NOW), users)
+        same = grants.digest(grants.active_grants(session, NOW + dt.timedelta(hours=23)), users)
+        later = grants.digest(grants.active_grants(session, NOW + dt.timedelta(days=2)), users)
+        assert now == same != later

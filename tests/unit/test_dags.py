@@ -203,8 +203,11 @@ def test_build_dag_runs_on_the_bronze_assets_its_rules_read(dagbag):
         for source in library["sources"].values()
     }
     # The geospatial library and the materials read 自然资源's and 卫健's deliveries.
-    read |= {"bronze.administrative_division", "bronze.standard_address",
-             "bronze.birth_certificate"}  # fmt: skip
+    read |= {
+        "bronze.administrative_division",
+        "bronze.standard_address",
+        "bronze.birth_certificate",
+    }
     scheduled = {asset.name for asset in dag.timetable.asset_condition.objects}
     assert scheduled == read
     assert dag.owner != "airflow" and {"datong", "build"} <= set(dag.tags)

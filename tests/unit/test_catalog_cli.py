@@ -1,0 +1,129 @@
+"""``datong catalog|request|review``: the same service layer from the command line; a
+refusal is exit code 1 with the reason, and the bootstrap admin's secrets never printed."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+from openpyxl import load_workbook
+from typer.testing import CliRunner
+
+from datong.cli import app
+from datong.contracts import load_base_resources, load_resources
+from datong.services.process import free_port
+
+
+@pytest.fixture
+def run(tmp_path):
+    runner = CliRunner()
+    env = {
+        "DATONG_STATE_DIR": str(tmp_path / "state"),
+        "DATONG_TRINO_PORT": str(free_port()),
+        "DATONG_CATALOG_DATABASE_URL": "",
+    }
+
+    def invoke(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args), env=env)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    invoke("catalog", "sync")
+    return invoke
+
+
+def test_sync_is_idempotent_and_keeps_the_admin_secret_private(run, tmp_path):
+    total = len(load_resources()) + len(load_base_resources())
+    again = run("catalog", "sync")
+    assert f"resources created: 0, updated: 0, unchanged: {total}" in again
+    secret_file = tmp_path / "state" / "secrets" / "catalog-admin.json"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    secret = json.loads(secret_file.read_text())
+    listing = run("catalog", "list")
+    assert secret["password"] not in listing and secret["token"] not in listing
+    assert listing.count("\n") == total
+
+
+def test_request_and_review_from_the_command_line(run, tmp_path):
+    for name, role, department in [
+        ("ga_reviewer", "reviewer", "public_security"),
+        ("mz_reviewer", "reviewer", "civil_affairs"),
+        ("wj_analyst", "analyst", "health"),
+    ]:
+        assert "password (shown once)" in run(
+            "catalog", "users", "create", name, "--role", role, "--department", department
+        )
+    created = run(
+        "request",
+        "create",
+        "bronze.household_register",
+        "--purpose",
+        "新生儿落户核验",
+        "--days",
+        "30",
+        "-f",
+        "name",
+        "-f",
+        "person_id",
+        "-d",
+        "4201",
+        "--user",
+        "wj_analyst",
+    )
+    assert created.startswith("request 1: PENDING_REVIEW")
+    refused = run("review", "approve", "1", "--user", "mz_reviewer", code=1)
+    assert "may not review request 1: it awaits public_security" in refused
+    assert "request 1: GRANTED" in run(
+        "review", "approve", "1", "-f", "name", "--user", "ga_reviewer"
+    )
+    late = run("review", "refuse", "1", "--reason", "迟了", "--user", "ga_reviewer", code=1)
+    assert "request 1 is GRANTED" in late
+    shown = json.loads(run("request", "show", "1", "--user", "wj_analyst"))
+    assert shown["grant"]["fields"] == ["name"]
+    assert [h["to"] for h in shown["history"]] == ["SUBMITTED", "PENDING_REVIEW", "GRANTED"]
+    bad = run(
+        "request",
+        "create",
+        "bronze.household_register",
+        "--purpose",
+        "核验户籍",
+        "--days",
+        "3",
+        "-f",
+        "nickname",
+        "--user",
+        "wj_analyst",
+        code=1,
+    )
+    assert "bronze.household_register has no field nickname" in bad
+    too_long = run(
+        "request",
+        "create",
+        "bronze.household_register",
+        "--purpose",
+        "核验户籍",
+        "--days",
+        "5000",
+        "-f",
+        "name",
+        "--user",
+        "wj_analyst",
+        code=1,
+    )
+    assert "duration_days" in too_long
+
+
+def test_lists_and_figures_from_the_command_line(run, tmp_path):
+    out = tmp_path / "negative.xlsx"
+    run("catalog", "lists", "negative", "--out", str(out))
+    rows = list(load_workbook(out).active.iter_rows(values_only=True))
+    not_shared = [r for r in load_resources().values() if r.catalog.share_type == "NOT_SHARED"]
+    assert [row[2] for row in rows[1:]] == [r.name for r in not_shared]
+    shown = json.loads(run("catalog", "show", "bronze.administrative_penalty"))
+    penalty = load_resources()["bronze.administrative_penalty"].catalog
+    assert (shown["share_type"], shown["open_type"]) == ("UNCONDITIONAL", "OPEN")
+    assert shown["legal_basis"] == penalty.legal_basis
+    figures = json.loads(run("catalog", "figures"))
+    assert figures["resources"] == len(load_resources()) + len(load_base_resources())
+    assert "unknown list" in run("catalog", "lists", "open", "--out", str(out), code=1)
