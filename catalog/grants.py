@@ -169,7 +169,11 @@ def last_publication(session: Session) -> Publication | None:
 def publish_if_changed(settings: Settings, session: Session, now: dt.datetime) -> bool:
     """Publish when the grants in force or the users changed since the last publication."""
     last = last_publication(session)
-    if last is not None and last.digest == digest(active_grants(session, now), principals(session)):
+    active = active_grants(session, now)
+    if last is None and not active:
+        # Nothing was ever granted: Trino's base rules already say so; leave its files alone.
+        return False
+    if last is not None and last.digest == digest(active, principals(session)):
         return False
     publish_grants(settings, session, now)
     return True

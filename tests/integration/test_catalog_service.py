@@ -88,7 +88,7 @@ def test_datong_up_starts_the_catalogue_and_the_lake_says_what_is_linked(platfor
 
         with db.session_scope(url) as session:
             sync(session, state, now_utc())
-        run(platform_settings, f"CREATE TABLE lake.open.{table} AS SELECT 1 AS x")
+        run(platform_settings, f"CREATE VIEW lake.open.{table} AS SELECT 1 AS x")
         status = lake.read_status(platform_settings)
         assert status.tables is not None and f"open.{table}" in status.tables
         with db.session_scope(url) as session:
@@ -106,6 +106,6 @@ def test_datong_up_starts_the_catalogue_and_the_lake_says_what_is_linked(platfor
             if "quality.score" not in status.tables:
                 assert "quality score" in status.unknown and probe.quality_score is None
     finally:
-        run(platform_settings, f"DROP TABLE IF EXISTS lake.open.{table}")
+        run(platform_settings, f"DROP VIEW IF EXISTS lake.open.{table}")
         db.engine_for(url).dispose()
         shutil.rmtree(state, ignore_errors=True)
