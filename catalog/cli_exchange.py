@@ -33,7 +33,7 @@ def create(
     user: UserOption = None,
 ) -> None:
     """Ask for fields of a resource for your department."""
-    from catalog import workflow
+    from catalog import views, workflow
     from catalog.schemas import RequestCreate
     from catalog.service import now_utc
 
@@ -49,7 +49,7 @@ def create(
     )
     with _acting(user) as (catalog, session, actor):
         request = workflow.create_request(session, actor, body, now_utc())
-        view = workflow.request_view(session, request)
+        view = views.request_view(session, request)
     if view["state"] == workflow.GRANTED:
         catalog.publish_if_changed()
     typer.echo(f"request {view['id']}: {view['state']} — {view['history'][-1]['reason']}")
@@ -61,24 +61,24 @@ def list_requests(
     state: str | None = None,
     user: UserOption = None,
 ) -> None:
-    from catalog import workflow
+    from catalog import views
 
     with _acting(user) as (_, session, actor):
-        for r in workflow.list_requests(session, actor, box, state):
+        for r in views.list_requests(session, actor, box, state):
             typer.echo(f"{r.id}\t{r.resource.name}\t{r.department.code}\t{r.state}")
 
 
 @request_app.command("show")
 def show(request_id: int, user: UserOption = None) -> None:
     """A request with its approvals, grant and full history."""
-    from catalog import workflow
+    from catalog import views, workflow
     from catalog.errors import Forbidden
 
     with _acting(user) as (_, session, actor):
         request = workflow.get_request(session, request_id)
-        if not workflow.may_see(actor, request):
+        if not views.may_see(actor, request):
             raise Forbidden(f"user {actor.name} may not see request {request_id}")
-        _echo(workflow.request_view(session, request))
+        _echo(views.request_view(session, request))
 
 
 @request_app.command("withdraw")

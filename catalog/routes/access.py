@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path
 from sqlalchemy import select
 
-from catalog import demands, people, workflow
+from catalog import demands, people, views, workflow
 from catalog.api import Ctx
 from catalog.errors import Forbidden
 from catalog.models import Grant
@@ -30,7 +30,7 @@ State = Literal[
 
 def _visible(ctx: Ctx, request_id: int) -> Any:
     request = workflow.get_request(ctx.session, request_id)
-    if not workflow.may_see(ctx.actor, request):
+    if not views.may_see(ctx.actor, request):
         raise Forbidden(f"user {ctx.actor.name} may not see request {request_id}")
     return request
 
@@ -40,41 +40,41 @@ def create_request(ctx: Ctx, body: RequestCreate) -> dict[str, Any]:
     """Ask for a resource: granted at once, refused, or sent to its providers' reviewers."""
     request = workflow.create_request(ctx.session, ctx.actor, body, now_utc())
     ctx.commit(grants_changed=request.state == workflow.GRANTED)
-    return workflow.request_view(ctx.session, request)
+    return views.request_view(ctx.session, request)
 
 
 @router.get("/requests")
 def list_requests(
     ctx: Ctx, box: Literal["all", "mine", "inbox"] = "all", state: State | None = None
 ) -> list[dict[str, Any]]:
-    found = workflow.list_requests(ctx.session, ctx.actor, box, state)
-    return [workflow.request_view(ctx.session, r) for r in found]
+    found = views.list_requests(ctx.session, ctx.actor, box, state)
+    return [views.request_view(ctx.session, r) for r in found]
 
 
 @router.get("/requests/{request_id}")
 def show_request(ctx: Ctx, request_id: Id) -> dict[str, Any]:
-    return workflow.request_view(ctx.session, _visible(ctx, request_id))
+    return views.request_view(ctx.session, _visible(ctx, request_id))
 
 
 @router.post("/requests/{request_id}/approve")
 def approve(ctx: Ctx, request_id: Id, body: Approve) -> dict[str, Any]:
     request = workflow.approve(ctx.session, ctx.actor, request_id, body, now_utc())
     ctx.commit(grants_changed=request.state == workflow.GRANTED)
-    return workflow.request_view(ctx.session, request)
+    return views.request_view(ctx.session, request)
 
 
 @router.post("/requests/{request_id}/refuse")
 def refuse(ctx: Ctx, request_id: Id, body: Reason) -> dict[str, Any]:
     request = workflow.refuse(ctx.session, ctx.actor, request_id, body.reason, now_utc())
     ctx.commit()
-    return workflow.request_view(ctx.session, request)
+    return views.request_view(ctx.session, request)
 
 
 @router.post("/requests/{request_id}/withdraw")
 def withdraw(ctx: Ctx, request_id: Id) -> dict[str, Any]:
     request = workflow.withdraw(ctx.session, ctx.actor, request_id, now_utc())
     ctx.commit()
-    return workflow.request_view(ctx.session, request)
+    return views.request_view(ctx.session, request)
 
 
 @router.get("/grants")
@@ -92,14 +92,14 @@ def list_grants(ctx: Ctx, active: bool = False) -> list[dict[str, Any]]:
         ]
     if active:
         rows = [g for g in rows if g.revoked_at is None and g.expires_at > now]
-    return [workflow.grant_view(g) for g in rows]
+    return [views.grant_view(g) for g in rows]
 
 
 @router.post("/grants/{grant_id}/revoke")
 def revoke(ctx: Ctx, grant_id: Id, body: Reason) -> dict[str, Any]:
     grant = workflow.revoke(ctx.session, ctx.actor, grant_id, body.reason, now_utc())
     ctx.commit(grants_changed=True)
-    return workflow.grant_view(grant)
+    return views.grant_view(grant)
 
 
 @router.post("/demands", status_code=201)

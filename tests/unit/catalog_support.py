@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,7 +67,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory, catalog_state: Pat
 def postgres_template(postgres_settings, catalog_state: Path) -> tuple[object, str]:
     from datong.services.postgres import ensure_database
 
-    url = ensure_database(postgres_settings, "catalog_template")
+    # One template per test module that imports these fixtures: each gets its own name.
+    url = ensure_database(postgres_settings, f"catalog_template_{secrets.token_hex(4)}")
     build(url, catalog_state)
     return postgres_settings, url
 
@@ -77,12 +79,13 @@ def _postgres_copy(template: tuple[object, str]) -> str:
     from datong.services.postgres import postgres_admin_url
 
     settings, url = template
-    name = f"catalog_test_{next(_counter)}"
+    template_name = make_url(url).database
+    name = f"catalog_test_{next(_counter)}_{secrets.token_hex(3)}"
     admin = create_engine(postgres_admin_url(settings), isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
     with admin.connect() as connection:
         connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
         connection.execute(
-            text(f"CREATE DATABASE {name} TEMPLATE catalog_template OWNER catalog_template")
+            text(f"CREATE DATABASE {name} TEMPLATE {template_name} OWNER {template_name}")
         )
     admin.dispose()
     return make_url(url).set(database=name).render_as_string(hide_password=False)

@@ -286,3 +286,37 @@ def test_no_server_error_anywhere_in_the_openapi_spec(sqlite_template, catalog_s
 
         check()
     assert failures == []
+
+
+def test_the_server_expires_grants_by_itself(catalog_url, catalog_state):
+    import datetime as dt
+    import time
+
+    from catalog import db, people, workflow
+    from catalog.schemas import RequestCreate
+
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    with db.session_scope(catalog_url) as session:
+        body = RequestCreate(
+            resource="bronze.standard_address",
+            purpose="地址核验",
+            fields=["full_address"],
+            duration_days=1,
+        )
+        request = workflow.create_request(
+            session, people.user(session, "wj_analyst"), body, long_ago
+        )
+        request_id = request.id
+    settings = Settings(
+        state_dir=catalog_state, catalog_database_url=catalog_url, trino_port=free_port()
+    )
+    app = create_app(settings, publish=False, maintain_every=0.2)
+    with TestClient(app) as test_client:
+        headers = _admin(catalog_state)
+        state = None
+        for _ in range(100):  # a bound on waiting, not a measure of speed
+            state = test_client.get(f"/requests/{request_id}", headers=headers).json()["state"]
+            if state == "EXPIRED":
+                break
+            time.sleep(0.1)
+    assert state == "EXPIRED"

@@ -442,3 +442,38 @@ def test_the_fingerprint_changes_when_a_grant_expires(catalog_url):
         same = grants.digest(grants.active_grants(session, NOW + dt.timedelta(hours=23)), users)
         later = grants.digest(grants.active_grants(session, NOW + dt.timedelta(days=2)), users)
         assert now == same != later
+
+
+def _snapshot(session):
+    from catalog.models import DataItem, Resource
+
+    resources = [
+        (r.code, r.name, r.share_type, r.legal_basis, r.summary, r.contract_hash)
+        for r in session.scalars(select(Resource).order_by(Resource.name))
+    ]
+    items = session.scalars(select(func.count()).select_from(DataItem)).one()
+    return resources, items
+
+
+def test_sync_again_changes_nothing_and_keeps_provider_edits(catalog_url, catalog_state):
+    from catalog import resources
+    from catalog.schemas import ResourceEdit
+    from catalog.sync import sync
+
+    with db.session_scope(catalog_url) as session:
+        before = _snapshot(session)
+        result = sync(session, catalog_state, NOW)
+        assert result.created == [] and result.updated == [] and not result.admin_created
+        assert _snapshot(session) == before
+        resources.edit(
+            session,
+            people.user(session, "ga_admin"),
+            HOUSEHOLD,
+            ResourceEdit(summary="户籍人口信息（省级汇总）"),
+            NOW,
+        )
+    with db.session_scope(catalog_url) as session:
+        sync(session, catalog_state, NOW)
+        assert resources.get(session, HOUSEHOLD).summary == "户籍人口信息（省级汇总）"
+        items = [i.name for i in resources.get(session, HOUSEHOLD).items]
+        assert items == load_resources()[HOUSEHOLD].element_names
