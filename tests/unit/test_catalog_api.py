@@ -253,6 +253,7 @@ def test_trino_query_events_need_the_audit_token_and_feed_provider_usage(client,
     assert nosy.status_code == 403
 
 
+@pytest.mark.slow  # ~15 s: a few examples of every operation
 def test_no_server_error_anywhere_in_the_openapi_spec(sqlite_template, catalog_state, tmp_path):
     import shutil
 

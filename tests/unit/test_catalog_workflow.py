@@ -5,6 +5,7 @@ provider, deadlines escalate, grants expire and are revoked, every step is in th
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from sqlalchemy import func, select
@@ -421,17 +422,27 @@ def test_publication_follows_grant_changes_and_expiry(catalog_url, tmp_path):
     settings = Settings(
         state_dir=tmp_path, catalog_database_url=catalog_url, trino_port=free_port()
     )
+    from catalog.security import hash_password
+
+    # As after Trino's first start: its password file holds the admin's hash.
+    etc = tmp_path / "trino" / "etc"
+    etc.mkdir(parents=True)
+    (etc / "password.db").write_text(f"datong:{hash_password('trino-admin-password')}\n")
     with db.session_scope(catalog_url) as session:
         _request(session, "wj_analyst", "bronze.standard_address", ["full_address"], days=1)
         try:
             assert grants.publish_if_changed(settings, session, NOW) is True
         except NotImplementedError:
             pytest.skip("warehouse.access.publish is not implemented on this branch yet")
-        assert (tmp_path / "trino" / "etc" / "rules.json").is_file()
+        rules = json.loads((etc / "rules.json").read_text())
+        assert any(rule.get("group") == "health" for rule in rules["tables"])
+        assert "wj_analyst:$2b$10$" in (etc / "password.db").read_text()
         assert grants.publish_if_changed(settings, session, NOW) is False  # nothing changed
         later = NOW + dt.timedelta(days=1, seconds=1)
         assert grants.publish_if_changed(settings, session, later) is True  # the grant expired
         assert grants.last_publication(session).grant_ids == []
+        rules = json.loads((etc / "rules.json").read_text())
+        assert not any(rule.get("group") == "health" for rule in rules["tables"])
 
 
 def test_the_fingerprint_changes_when_a_grant_expires(catalog_url):
