@@ -127,3 +127,26 @@ def test_lists_and_figures_from_the_command_line(run, tmp_path):
     figures = json.loads(run("catalog", "figures"))
     assert figures["resources"] == len(load_resources()) + len(load_base_resources())
     assert "unknown list" in run("catalog", "lists", "open", "--out", str(out), code=1)
+
+
+def test_a_provider_sees_who_used_its_resource(run, tmp_path):
+    from pathlib import Path
+
+    from catalog import audit, db
+
+    run("catalog", "users", "create", "ga_admin", "--role", "department_admin",
+        "--department", "public_security")  # fmt: skip
+    run("catalog", "users", "create", "wj_admin", "--role", "department_admin",
+        "--department", "health")  # fmt: skip
+    data = Path(__file__).resolve().parent.parent / "data" / "trino" / "query_completed.json"
+    payload = json.loads(data.read_text())
+    payload["ioMetadata"]["inputs"][0]["table"] = "household_register"
+    url = f"sqlite:///{tmp_path / 'state' / 'catalog.db'}"
+    with db.session_scope(url) as session:
+        assert audit.store_query_event(session, audit.parse_query_event(payload))
+    used = json.loads(run("catalog", "usage", "bronze.household_register", "--user", "ga_admin"))
+    assert [(u["user"], u["table"], u["output_rows"]) for u in used] == [
+        ("alice", "bronze.household_register", 1)
+    ]
+    denied = run("catalog", "usage", "bronze.household_register", "--user", "wj_admin", code=1)
+    assert "another department" in denied

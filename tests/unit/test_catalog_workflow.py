@@ -488,3 +488,32 @@ def test_sync_again_changes_nothing_and_keeps_provider_edits(catalog_url, catalo
         assert resources.get(session, HOUSEHOLD).summary == "户籍人口信息（省级汇总）"
         items = [i.name for i in resources.get(session, HOUSEHOLD).items]
         assert items == load_resources()[HOUSEHOLD].element_names
+
+
+def test_linked_rate_counts_the_tables_the_lake_has(catalog_url):
+    from catalog import lake, lists
+    from catalog import resources as catalogue
+
+    arrived = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC)
+    status = lake.LakeStatus(
+        tables={"bronze.household_register", "population.person", "ops.ingest_ledger"},
+        freshness={HOUSEHOLD: arrived},
+        scores={HOUSEHOLD: 0.97},
+        unknown=["quality score"],
+    )
+    with db.session_scope(catalog_url) as session:
+        assert lake.apply_status(session, status, NOW) == 2
+        household = catalogue.get(session, HOUSEHOLD)
+        assert (household.linked, household.freshness, household.quality_score) == (
+            True,
+            arrived,
+            0.97,
+        )
+        assert catalogue.get(session, "bronze.death_registration").linked is False
+        figures = lists.figures(session)
+        total = len(load_resources()) + 4
+        assert (figures["linked"], figures["resources"]) == (2, total)
+        assert figures["linked_rate"] == round(2 / total, 4)
+        # Trino did not answer: what was known stays, nothing is claimed anew.
+        assert lake.apply_status(session, lake.LakeStatus(tables=None), NOW) == 0
+        assert catalogue.get(session, HOUSEHOLD).linked is True
