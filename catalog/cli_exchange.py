@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -131,6 +132,29 @@ def demand_refuse(
     with _acting(user) as (_, session, actor):
         demands.answer(session, actor, demand_id, body, now_utc())
     typer.echo(f"demand {demand_id}: REFUSED")
+
+
+@demand_app.command("catalogue")
+def demand_catalogue(
+    demand_id: int,
+    resource_file: Annotated[Path, typer.Option(help="YAML of the resource (ResourceDraft).")],
+    user: UserOption = None,
+) -> None:
+    """The provider answers a demand by cataloguing the resource described in a YAML file."""
+    import yaml
+
+    from catalog import demands
+    from catalog.schemas import DemandAnswer
+    from catalog.service import now_utc
+
+    try:
+        draft = yaml.safe_load(resource_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        _fail(f"{resource_file}: {error}")
+    body = _validated(DemandAnswer, decision="catalogue", resource=draft)
+    with _acting(user) as (_, session, actor):
+        demands.answer(session, actor, demand_id, body, now_utc())
+    typer.echo(f"demand {demand_id}: CATALOGUED as {draft['name']}")
 
 
 @review_app.command("approve")

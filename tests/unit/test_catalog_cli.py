@@ -134,10 +134,26 @@ def test_a_provider_sees_who_used_its_resource(run, tmp_path):
 
     from catalog import audit, db
 
-    run("catalog", "users", "create", "ga_admin", "--role", "department_admin",
-        "--department", "public_security")  # fmt: skip
-    run("catalog", "users", "create", "wj_admin", "--role", "department_admin",
-        "--department", "health")  # fmt: skip
+    run(
+        "catalog",
+        "users",
+        "create",
+        "ga_admin",
+        "--role",
+        "department_admin",
+        "--department",
+        "public_security",
+    )
+    run(
+        "catalog",
+        "users",
+        "create",
+        "wj_admin",
+        "--role",
+        "department_admin",
+        "--department",
+        "health",
+    )
     data = Path(__file__).resolve().parent.parent / "data" / "trino" / "query_completed.json"
     payload = json.loads(data.read_text())
     payload["ioMetadata"]["inputs"][0]["table"] = "household_register"
@@ -150,3 +166,51 @@ def test_a_provider_sees_who_used_its_resource(run, tmp_path):
     ]
     denied = run("catalog", "usage", "bronze.household_register", "--user", "wj_admin", code=1)
     assert "another department" in denied
+
+
+def test_a_demand_is_answered_by_cataloguing_from_a_yaml_file(run, tmp_path):
+    run(
+        "catalog",
+        "users",
+        "create",
+        "ga_admin",
+        "--role",
+        "department_admin",
+        "--department",
+        "public_security",
+    )
+    run("catalog", "users", "create", "wj_analyst", "--role", "analyst", "--department", "health")
+    sent = run(
+        "request",
+        "demand",
+        "create",
+        "--provider",
+        "public_security",
+        "--title",
+        "居住证信息",
+        "--description",
+        "用于公共服务",
+        "--user",
+        "wj_analyst",
+    )
+    assert sent.startswith("demand 1: OPEN")
+    draft = tmp_path / "residence_permit.yaml"
+    draft.write_text(
+        "name: bronze.residence_permit\ntitle_zh: 居住证信息\nsummary: 居住证办理记录\n"
+        "update_cycle: daily\nshare_type: CONDITIONAL\nshare_condition: 限于公共服务\n"
+        "legal_basis: 《居住证暂行条例》\nshare_method: [table]\nopen_type: NOT_OPEN\n"
+        "items:\n  - {name: person_id, title_zh: 公民身份号码, type: string, grade: general-4,"
+        " personal: true, standard: GB 11643}\n",
+        encoding="utf-8",
+    )
+    done = run(
+        "request", "demand", "catalogue", "1", "--resource-file", str(draft), "--user", "ga_admin"
+    )
+    assert "CATALOGUED as bronze.residence_permit" in done
+    shown = json.loads(run("catalog", "show", "bronze.residence_permit"))
+    assert (shown["kind"], shown["provider"], shown["share_type"]) == (
+        "manual",
+        "public_security",
+        "CONDITIONAL",
+    )
+    assert shown["items"][0]["mask"] == "id"
