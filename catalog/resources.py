@@ -156,7 +156,8 @@ def edit(
     )
     changes = change.model_dump(exclude_unset=True)
     for related in changes.get("related") or []:
-        get(session, related)
+        if session.scalar(select(Resource.id).where(Resource.name == related)) is None:
+            raise Invalid(f"resource {name}: related resource {related!r} is not catalogued")
     before = {k: getattr(resource, k) for k in changes}
     merged = {
         k: getattr(resource, k)

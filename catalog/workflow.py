@@ -184,8 +184,10 @@ def _grant(
     return grant
 
 
-def get_request(session: Session, request_id: int) -> AccessRequest:
-    found = session.get(AccessRequest, request_id)
+def get_request(session: Session, request_id: int, lock: bool = False) -> AccessRequest:
+    """The request; ``lock`` holds its row until commit, so two reviewers cannot both
+    conclude it (PostgreSQL; SQLite serialises writers anyway)."""
+    found = session.get(AccessRequest, request_id, with_for_update=lock)
     if found is None:
         raise NotFound(f"no request {request_id}")
     return found
@@ -224,7 +226,7 @@ def approve(
     session: Session, actor: User, request_id: int, body: Approve, now: dt.datetime
 ) -> AccessRequest:
     """A provider's reviewer approves, narrowing fields, rows or duration if it wants."""
-    request = get_request(session, request_id)
+    request = get_request(session, request_id, lock=True)
     approvals = _pending_for(request, actor)
     if body.fields is not None:
         wider = [f for f in body.fields if f not in request.fields]
@@ -308,7 +310,7 @@ def refuse(
     session: Session, actor: User, request_id: int, reason: str, now: dt.datetime
 ) -> AccessRequest:
     """A provider's reviewer refuses; one refusal ends a joint request."""
-    request = get_request(session, request_id)
+    request = get_request(session, request_id, lock=True)
     approvals = _pending_for(request, actor)
     for approval in approvals:
         approval.state, approval.reviewer_id, approval.decided_at = "REFUSED", actor.id, now
@@ -319,7 +321,7 @@ def refuse(
 
 
 def withdraw(session: Session, actor: User, request_id: int, now: dt.datetime) -> AccessRequest:
-    request = get_request(session, request_id)
+    request = get_request(session, request_id, lock=True)
     if actor.id != request.requester_id and actor.role != people.PLATFORM_ADMIN:
         people.require_department(
             actor,
@@ -344,7 +346,7 @@ def revoke(session: Session, actor: User, grant_id: int, reason: str, now: dt.da
         (people.DEPARTMENT_ADMIN, people.REVIEWER),
         f"revoke grant {grant_id} of {grant.resource.name}",
     )
-    request = get_request(session, grant.request_id)
+    request = get_request(session, grant.request_id, lock=True)
     if grant.revoked_at is not None or request.state != GRANTED:
         raise Conflict(
             f"grant {grant_id} is not in force (request {request.id} is {request.state})"

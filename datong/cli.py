@@ -55,7 +55,7 @@ def up(
         bool, typer.Option("--with-postgres", help="Also start the embedded PostgreSQL.")
     ] = False,
 ) -> None:
-    """Start the embedded services (Trino; SeaweedFS when the root is s3://) on 127.0.0.1."""
+    """Start the embedded services (Trino, the catalogue; SeaweedFS for s3://) on 127.0.0.1."""
     from datong.query import QueryError
     from datong.services import platform
     from datong.services.process import ServiceError
@@ -69,6 +69,7 @@ def up(
     for name, pid in pids.items():
         out.print(f"{name}: running (pid {pid})")
     out.print(f"Trino: {settings.trino_url}  storage root: {settings.storage_root}")
+    out.print(f"Catalogue: {settings.catalog_url}/docs  (`datong catalog sync` fills it)")
     if with_postgres:
         out.print(
             f"PostgreSQL: 127.0.0.1:{settings.postgres_port}  "
