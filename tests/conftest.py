@@ -44,11 +44,13 @@ def s3_test_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, obje
 
 def make_settings(state_dir: Path, root: str, s3: dict[str, object], **extra: object) -> Settings:
     storage_root = "s3://datong-test/lake" if root == "s3" else (state_dir / "lake").as_uri()
+    # A free catalogue port: a test Trino must never post its audit events to a catalogue
+    # the user runs on the default port.
+    extra.setdefault("catalog_port", free_port())
     return Settings(
         state_dir=state_dir,
         storage_root=storage_root,
         trino_port=free_port(),
-        catalog_port=free_port(),
         spark_master="local[2]",
         **s3,  # type: ignore[arg-type]
         **extra,  # type: ignore[arg-type]
