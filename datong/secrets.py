@@ -39,7 +39,7 @@ def local_s3_credentials(state_dir: Path) -> tuple[str, str]:
 
 
 def trino_admin_password(state_dir: Path) -> str:
-    """Password of Trino's admin user (settings.trino_admin_user); its bcrypt hash is in password.db."""
+    """Password of Trino's admin user (settings.trino_admin_user); password.db has its hash."""
     return load_or_create(state_dir, "trino-admin", {"password": secrets.token_urlsafe(24)})[
         "password"
     ]

@@ -232,9 +232,7 @@ def _join(operator: str, parts: Sequence[str]) -> str:
     return parts[0] if len(parts) == 1 else f" {operator} ".join(f"({p})" for p in parts)
 
 
-def _column_mask(
-    column: str, grants: list[TableGrant], conditions: list[str | None]
-) -> str | None:
+def _column_mask(column: str, grants: list[TableGrant], conditions: list[str | None]) -> str | None:
     """What a granted column shows, row by row; None when it is shown as it is."""
     raw = f'"{column}"'
     showing = [
@@ -252,7 +250,9 @@ def _column_mask(
     branches = []
     for condition, expression in showing:
         if condition is None:
-            return _case(branches, expression)
+            shown = _case(branches, expression)
+            # A grant covering every row shows the value itself: nothing to mask.
+            return None if shown == raw else shown
         branches.append(f"WHEN ({condition}) THEN {expression}")
     return _case(branches, "NULL")
 

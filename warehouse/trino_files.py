@@ -27,7 +27,8 @@ def check_bcrypt(value: str, what: str) -> None:
     if match is None:
         raise ValueError(f"{what}: password_bcrypt is not a bcrypt hash ($2b$NN$...)")
     if int(match.group(1)) < MIN_COST:
-        raise ValueError(f"{what}: bcrypt cost {match.group(1)} is below Trino's minimum {MIN_COST}")
+        cost = match.group(1)
+        raise ValueError(f"{what}: bcrypt cost {cost} is below Trino's minimum {MIN_COST}")
 
 
 def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:

@@ -144,3 +144,8 @@ def trino_spec(settings: Settings) -> ServiceSpec:
         env=trino_env(settings, etc_dir),
         cwd=data_dir,
     )
+
+
+def trino_etc_dir(settings: Settings) -> Path:
+    """Trino's rendered etc/ (where warehouse.access.publish writes rules and accounts)."""
+    return settings.state_dir / "trino" / "etc"

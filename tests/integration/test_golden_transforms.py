@@ -8,6 +8,7 @@ import pytest
 
 from jobs import golden
 from jobs.golden import Attribute, LibraryRules, SourceDecl
+from tests.conftest import UNGRANTED_PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -152,5 +153,10 @@ def test_golden_rows_merge_into_the_lake_and_read_through_trino(views, spark, pl
     ).rows
     assert [tuple(r) for r in as_of] == [(True,)]
     with pytest.raises(query.QueryError):
-        query.run(settings, f"SELECT * FROM lake.{name}", user="analyst_without_grant")
+        query.run(
+            settings,
+            f"SELECT * FROM lake.{name}",
+            user="analyst_without_grant",
+            password=UNGRANTED_PASSWORD,
+        )
     assert tables.read(spark, settings, name).count() == 2

@@ -10,6 +10,7 @@ import pytest
 
 from datong import query
 from synthetic.generate import Options, generate
+from tests.conftest import UNGRANTED_PASSWORD
 
 from .test_cli import cli_env
 
@@ -39,7 +40,12 @@ def test_ingest_command_lands_rows_queryable_in_trino(platform_settings, tmp_pat
     assert rows == [(accepted, accepted)] and accepted + quarantined == read
     # Analysts without a grant see nothing.
     with pytest.raises(query.QueryError, match="Access Denied"):
-        query.run(platform_settings, "SELECT * FROM lake.bronze.credit_red_list", user="analyst")
+        query.run(
+            platform_settings,
+            "SELECT * FROM lake.bronze.credit_red_list",
+            user="analyst",
+            password=UNGRANTED_PASSWORD,
+        )
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "1 already done" in again.stdout
     assert os.environ.get("DATONG_INGEST_FAULT") is None
