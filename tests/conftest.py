@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 import secrets
-import threading
-from collections.abc import Iterable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from datong.services.process import free_port
 from datong.settings import Settings
+
+# Trino users and the audit receiver live in tests/trino_support.py: pytest imports this
+# file as `conftest`, and a test's `from tests.conftest import ...` would load a second copy
+# with its own random password.
+from tests.trino_support import (
+    UNGRANTED_PASSWORD,
+    UNGRANTED_USERS,
+    AuditReceiver,
+    publish_test_access,
+    wait_until_authenticated,
+)
 
 # py4j logs its connection shutdown from __del__ at interpreter exit, after pytest has
 # closed the captured streams: a harmless "Logging error" traceback at the end of the run.
@@ -60,94 +66,6 @@ def make_settings(state_dir: Path, root: str, s3: dict[str, object], **extra: ob
         **s3,  # type: ignore[arg-type]
         **extra,  # type: ignore[arg-type]
     )
-
-
-# -- Trino users of the test platforms -------------------------------------------------------
-
-#: Authenticated users without any grant (tests check that Trino denies them), all with
-#: this one password; the catalogue's users are published the same way (warehouse.access).
-UNGRANTED_USERS = ("analyst", "analyst_without_grant", "someone_ungranted", "nobody")
-UNGRANTED_PASSWORD = "ungranted-" + secrets.token_urlsafe(12)
-
-
-def trino_etc(settings: Settings) -> Path:
-    from datong.services.trino import trino_etc_dir
-
-    return trino_etc_dir(settings)
-
-
-def publish_test_access(
-    settings: Settings,
-    grants: Iterable[Any] = (),
-    principals: Iterable[Any] = (),
-    table_columns: dict[str, list[str]] | None = None,
-    now: dt.datetime | None = None,
-) -> None:
-    """Publish these grants and principals, plus the ungranted users every test relies on."""
-    import bcrypt
-
-    from warehouse.access import Principal, publish
-
-    hashed = bcrypt.hashpw(UNGRANTED_PASSWORD.encode(), bcrypt.gensalt(8)).decode()
-    everyone = [Principal(user, hashed) for user in UNGRANTED_USERS] + list(principals)
-    publish(
-        trino_etc(settings),
-        grants=grants,
-        principals=everyone,
-        admin_user=settings.trino_admin_user,
-        now=now or dt.datetime.now(dt.UTC),
-        table_columns=table_columns or {},
-    )
-
-
-def wait_until_authenticated(settings: Settings, user: str, password: str) -> None:
-    """Poll (up to ~15 s) until Trino has reread password.db and accepts this user."""
-    import time
-
-    from datong import query
-
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            query.run(settings, "SELECT 1", user=user, password=password)
-            return
-        except query.AuthenticationError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
-class AuditReceiver:
-    """A stdlib HTTP server standing in for the catalogue's audit endpoint."""
-
-    def __init__(self) -> None:
-        self.token = "audit-" + secrets.token_urlsafe(16)
-        self.events: list[dict[str, Any]] = []
-        self.rejected = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.headers.get("X-Datong-Audit-Token") != receiver.token:
-                    receiver.rejected += 1
-                    self.send_response(403)
-                else:
-                    receiver.events.append({"path": self.path, "event": json.loads(body or b"{}")})
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/audit/trino-events"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="session")

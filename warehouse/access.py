@@ -165,8 +165,8 @@ def publish(
     for principal in principals:
         for group in principal.groups:
             members[group].append(principal.user)
-    # Accounts and groups first, rules last: whatever moment Trino rereads, a user never
-    # holds more than the old or the new state grants.
+    # Each file is replaced atomically, but Trino rereads the three independently (every
+    # second): for up to one refresh period new accounts may meet the old rules.
     trino_files.write_password_db(etc_dir, hashes)
     trino_files.write_group_file(etc_dir, members)
     trino_files.write_atomically(etc_dir / "rules.json", json.dumps(rules, indent=2) + "\n")

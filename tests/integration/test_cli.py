@@ -12,7 +12,7 @@ import pytest
 
 from datong.services.process import free_port
 from datong.settings import Settings
-from tests.conftest import UNGRANTED_PASSWORD
+from tests.trino_support import UNGRANTED_PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def test_sql_as_ungranted_user_is_denied(platform_settings):
     env = cli_env(platform_settings, DATONG_TRINO_PASSWORD=UNGRANTED_PASSWORD)
     result = datong("sql", "SHOW TABLES FROM lake.bronze", "--user", "nobody", env=env)
     assert result.returncode == 1
-    assert "Access Denied" in result.stderr
+    assert "Access Denied: Cannot access catalog lake" in result.stderr
 
 
 def test_sql_reads_the_password_from_the_named_variable(platform_settings):

@@ -8,7 +8,7 @@ import pytest
 
 from jobs import golden
 from jobs.golden import Attribute, LibraryRules, SourceDecl
-from tests.conftest import UNGRANTED_PASSWORD
+from tests.trino_support import UNGRANTED_PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +152,7 @@ def test_golden_rows_merge_into_the_lake_and_read_through_trino(views, spark, pl
         "AND (valid_to IS NULL OR valid_to > DATE '2026-03-15')",
     ).rows
     assert [tuple(r) for r in as_of] == [(True,)]
-    with pytest.raises(query.QueryError):
+    with pytest.raises(query.QueryError, match="Access Denied: Cannot access catalog lake"):
         query.run(
             settings,
             f"SELECT * FROM lake.{name}",

@@ -10,7 +10,7 @@ import pytest
 from datong import query
 from datong.settings import LAKE_SCHEMAS
 from datong.storage import object_store_client, spark_location
-from tests.conftest import UNGRANTED_PASSWORD
+from tests.trino_support import UNGRANTED_PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def test_unknown_user_is_denied_by_trino(spark, platform_settings):
         location
     )
     query.register_table(platform_settings, name)
-    with pytest.raises(query.QueryError, match="Access Denied"):
+    with pytest.raises(query.QueryError, match="Access Denied: Cannot access catalog lake"):
         query.run(
             platform_settings,
             f"SELECT * FROM lake.{name}",
