@@ -48,7 +48,9 @@ def render_etc(settings: Settings, etc_dir: Path) -> None:
     present; before any grant exists they hold the admin alone. The admin's entry in
     password.db is (re)written whenever it does not match the state dir's admin password.
     """
-    from warehouse.access import ensure_admin_password
+    import datetime as dt
+
+    from warehouse.access import compile_rules, ensure_admin_password
 
     (etc_dir / "catalog").mkdir(parents=True, exist_ok=True)
     for name in STATIC_FILES:
@@ -60,7 +62,11 @@ def render_etc(settings: Settings, etc_dir: Path) -> None:
     )
     rules = etc_dir / "rules.json"
     if not rules.exists():
-        shutil.copyfile(TEMPLATE_DIR / "rules.base.json", rules)
+        # No grant yet: the base rules, with the configured admin user.
+        admin_only = compile_rules(
+            [], admin_user=settings.trino_admin_user, now=dt.datetime.now(dt.UTC), table_columns={}
+        )
+        rules.write_text(json.dumps(admin_only, indent=2) + "\n")
     groups = etc_dir / "group.txt"
     if not groups.exists():
         groups.write_text("")
