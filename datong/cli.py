@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -110,13 +112,20 @@ def status() -> None:
 def sql(
     statement: Annotated[str, typer.Argument(help="One SQL statement for Trino.")],
     user: Annotated[str | None, typer.Option(help="Query as this user (default: admin).")] = None,
+    password_env: Annotated[
+        str,
+        typer.Option(help="Variable holding --user's password (never on the command line)."),
+    ] = "DATONG_TRINO_PASSWORD",
 ) -> None:
     """Run a SQL statement through Trino and print the result as a table."""
     from datong.query import QueryError, run
 
     settings = _settings()
+    password = None
+    if user is not None and user != settings.trino_admin_user:
+        password = _trino_password(user, password_env)
     try:
-        result = run(settings, statement, user=user)
+        result = run(settings, statement, user=user, password=password)
     except QueryError as error:
         _fail(str(error))
     except OSError as error:
@@ -126,6 +135,16 @@ def sql(
         table.add_row(*("NULL" if value is None else str(value) for value in row))
     out.print(table)
     out.print(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})")
+
+
+def _trino_password(user: str, variable: str) -> str:
+    """The password of a Trino user: from ``variable``, else asked for on a terminal."""
+    password = os.environ.get(variable)
+    if password:
+        return password
+    if sys.stdin.isatty():
+        return str(typer.prompt(f"Trino password for {user}", hide_input=True))
+    _fail(f"no password for Trino user {user!r}: set {variable} (or run on a terminal to be asked)")
 
 
 @app.command()

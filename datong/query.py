@@ -1,12 +1,19 @@
-"""Talking to Trino: queries as a named user, and registering Spark-written Delta tables."""
+"""Talking to Trino: queries as a named user, and registering Spark-written Delta tables.
+
+Trino speaks HTTPS only and authenticates every user with a password (file authenticator,
+bcrypt hashes). The client pins the certificate in ``settings.trino_certificate_path``; the
+admin's password comes from the state dir's secrets, anyone else's from the caller.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 import trino
-from trino.exceptions import TrinoQueryError
+from trino.auth import BasicAuthentication
+from trino.exceptions import HttpError, TrinoQueryError
 
 from datong.settings import LAKE_SCHEMAS, Settings
 from datong.storage import trino_location
@@ -16,36 +23,67 @@ class QueryError(RuntimeError):
     """Trino refused or failed a query; the message is Trino's own."""
 
 
+class AuthenticationError(QueryError):
+    """Trino did not accept the user's password (HTTP 401)."""
+
+
 @dataclass(frozen=True)
 class QueryResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
+    # Trino's id of the query: the key of its audit event.
+    query_id: str | None = None
 
 
-def connect(settings: Settings, user: str | None = None) -> trino.dbapi.Connection:
+def connect(
+    settings: Settings, user: str | None = None, password: str | None = None
+) -> trino.dbapi.Connection:
+    """A connection as ``user`` (default: the admin, with the state dir's admin password)."""
+    if user is None or user == settings.trino_admin_user:
+        user = settings.trino_admin_user
+        if password is None:
+            from datong.secrets import trino_admin_password
+
+            password = trino_admin_password(settings.state_dir)
+    if password is None:
+        raise ValueError(f"no password given for Trino user {user!r}")
+    session = requests.Session()
+    session.verify = str(settings.trino_certificate_path)
+    # requests lets REQUESTS_CA_BUNDLE (set on many machines) override session.verify; the
+    # pinned certificate must win, and proxies from the environment never apply to Trino.
+    session.trust_env = False
     return trino.dbapi.connect(
         host=settings.trino_host,
         port=settings.trino_port,
-        user=user or settings.trino_admin_user,
+        user=user,
+        auth=BasicAuthentication(user, password),
         catalog="lake",
-        http_scheme="http",
+        http_scheme="https",
+        http_session=session,
         source="datong",
     )
 
 
-def run(settings: Settings, sql: str, user: str | None = None) -> QueryResult:
+def run(
+    settings: Settings, sql: str, user: str | None = None, password: str | None = None
+) -> QueryResult:
     """Run one statement and fetch every row."""
-    connection = connect(settings, user)
+    connection = connect(settings, user, password)
     try:
         cursor = connection.cursor()
         cursor.execute(sql)
         rows = [tuple(row) for row in cursor.fetchall()]
         columns = [column[0] for column in cursor.description or []]
+        query_id = cursor.query_id
     except TrinoQueryError as error:
         raise QueryError(f"{error.error_name}: {error.message}") from None
+    except HttpError as error:
+        if str(error).startswith("error 401"):
+            raise AuthenticationError(f"Trino refused the password of {user!r}: {error}") from None
+        raise
     finally:
         connection.close()
-    return QueryResult(columns, rows)
+    return QueryResult(columns, rows, query_id)
 
 
 def _literal(value: str) -> str:

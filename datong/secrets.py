@@ -36,3 +36,22 @@ def local_s3_credentials(state_dir: Path) -> tuple[str, str]:
         {"access_key": "datong-" + secrets.token_hex(6), "secret_key": secrets.token_urlsafe(30)},
     )
     return data["access_key"], data["secret_key"]
+
+
+def trino_admin_password(state_dir: Path) -> str:
+    """Password of Trino's admin user (settings.trino_admin_user); password.db has its hash."""
+    return load_or_create(state_dir, "trino-admin", {"password": secrets.token_urlsafe(24)})[
+        "password"
+    ]
+
+
+def trino_shared_secret(state_dir: Path) -> str:
+    """Key that signs requests between Trino nodes (internal-communication.shared-secret)."""
+    return load_or_create(state_dir, "trino-internal", {"secret": secrets.token_urlsafe(48)})[
+        "secret"
+    ]
+
+
+def audit_token(state_dir: Path) -> str:
+    """Token Trino's event listener sends to the catalogue's audit endpoint (a header)."""
+    return load_or_create(state_dir, "audit", {"token": secrets.token_urlsafe(32)})["token"]

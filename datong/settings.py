@@ -79,8 +79,20 @@ class Settings(BaseSettings):
     )
 
     trino_host: str = "127.0.0.1"
+    # Trino's HTTPS port: clients authenticate with a password, so there is no plain HTTP one.
     trino_port: int = 8090
     trino_admin_user: str = "datong"
+    trino_certificate: Path | None = Field(
+        default=None,
+        description="PEM certificate clients verify Trino's HTTPS against; empty means the "
+        "one generated in <state_dir>/tls for the embedded server.",
+    )
+    trino_audit_url: str = Field(
+        default="",
+        description="Where Trino's event listener POSTs finished queries; empty means the "
+        "catalogue's /audit/trino-events on 127.0.0.1:<catalog_port>.",
+    )
+    catalog_port: int = 8095
 
     s3_endpoint: str = "http://127.0.0.1:8333"
     s3_region: str = "us-east-1"
@@ -158,7 +170,17 @@ class Settings(BaseSettings):
 
     @property
     def trino_url(self) -> str:
-        return f"http://{self.trino_host}:{self.trino_port}"
+        return f"https://{self.trino_host}:{self.trino_port}"
+
+    @property
+    def trino_certificate_path(self) -> Path:
+        from datong.tls import tls_files
+
+        return self.trino_certificate or tls_files(self.state_dir).certificate
+
+    @property
+    def audit_url(self) -> str:
+        return self.trino_audit_url or f"http://127.0.0.1:{self.catalog_port}/audit/trino-events"
 
     @property
     def catalog_url(self) -> str:

@@ -12,6 +12,17 @@ import pytest
 from datong.services.process import free_port
 from datong.settings import Settings
 
+# Trino users and the audit receiver live in tests/trino_support.py: pytest imports this
+# file as `conftest`, and a test's `from tests.conftest import ...` would load a second copy
+# with its own random password.
+from tests.trino_support import (
+    UNGRANTED_PASSWORD,
+    UNGRANTED_USERS,
+    AuditReceiver,
+    publish_test_access,
+    wait_until_authenticated,
+)
+
 # py4j logs its connection shutdown from __del__ at interpreter exit, after pytest has
 # closed the captured streams: a harmless "Logging error" traceback at the end of the run.
 logging.getLogger("py4j").setLevel(logging.WARNING)
@@ -58,6 +69,13 @@ def make_settings(state_dir: Path, root: str, s3: dict[str, object], **extra: ob
 
 
 @pytest.fixture(scope="session")
+def audit_receiver() -> Iterator[AuditReceiver]:
+    receiver = AuditReceiver()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory, s3_test_settings: dict[str, object]):
     """One Spark session for the whole run, able to reach both file:// and this run's S3."""
     from datong.spark import spark_session
@@ -74,14 +92,26 @@ def platform_settings(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     s3_test_settings: dict[str, object],
+    audit_receiver: AuditReceiver,
 ) -> Iterator[Settings]:
-    """A running embedded platform (Trino, plus SeaweedFS for s3://), once per storage root."""
+    """A running embedded platform (Trino, plus SeaweedFS for s3://), once per storage root.
+
+    Trino posts its audit events to ``audit_receiver``; the users of UNGRANTED_USERS can
+    log in (password UNGRANTED_PASSWORD) and hold no grant.
+    """
+    from datong import secrets as datong_secrets
     from datong.services import platform
 
     state = tmp_path_factory.mktemp(f"platform-{request.param}")
-    settings = make_settings(state, request.param, s3_test_settings)
+    settings = make_settings(
+        state, request.param, s3_test_settings, trino_audit_url=audit_receiver.url
+    )
+    # The receiver checks the token Trino sends: the same one the catalogue would check.
+    datong_secrets.load_or_create(state, "audit", {"token": audit_receiver.token})
     platform.up(settings)
     try:
+        publish_test_access(settings)
+        wait_until_authenticated(settings, UNGRANTED_USERS[0], UNGRANTED_PASSWORD)
         yield settings
     finally:
         platform.down(settings)

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from datong import secrets
 from datong.artifacts import runtime_paths
 from datong.services.process import ServiceError, ServiceSpec
 from datong.settings import REPO_ROOT, Settings
 from datong.storage import trino_metastore_location
+from datong.tls import ensure_certificate
 
 TEMPLATE_DIR = REPO_ROOT / "warehouse" / "trino" / "etc"
 STATIC_FILES = (
@@ -25,6 +28,9 @@ STATIC_FILES = (
     "node.properties",
     "log.properties",
     "access-control.properties",
+    "password-authenticator.properties",
+    "group-provider.properties",
+    "event-listener.properties",
 )
 
 
@@ -36,7 +42,16 @@ def java25_home() -> Path:
 
 
 def render_etc(settings: Settings, etc_dir: Path) -> None:
-    """Write Trino's etc/ for these settings; the access rules file is kept if present."""
+    """Write Trino's etc/ for these settings.
+
+    The files the catalogue publishes (rules.json, password.db, group.txt) are kept when
+    present; before any grant exists they hold the admin alone. The admin's entry in
+    password.db is (re)written whenever it does not match the state dir's admin password.
+    """
+    import datetime as dt
+
+    from warehouse.access import compile_rules, ensure_admin_password
+
     (etc_dir / "catalog").mkdir(parents=True, exist_ok=True)
     for name in STATIC_FILES:
         shutil.copyfile(TEMPLATE_DIR / name, etc_dir / name)
@@ -47,19 +62,42 @@ def render_etc(settings: Settings, etc_dir: Path) -> None:
     )
     rules = etc_dir / "rules.json"
     if not rules.exists():
-        shutil.copyfile(TEMPLATE_DIR / "rules.base.json", rules)
+        # No grant yet: the base rules, with the configured admin user.
+        admin_only = compile_rules(
+            [], admin_user=settings.trino_admin_user, now=dt.datetime.now(dt.UTC), table_columns={}
+        )
+        rules.write_text(json.dumps(admin_only, indent=2) + "\n")
+    groups = etc_dir / "group.txt"
+    if not groups.exists():
+        groups.write_text("")
+    ensure_admin_password(
+        etc_dir, settings.trino_admin_user, secrets.trino_admin_password(settings.state_dir)
+    )
 
 
 def trino_env(settings: Settings, etc_dir: Path) -> dict[str, str]:
     """Environment for the Trino process: per-machine values and secrets."""
     java_home = java25_home()
+    tls = ensure_certificate(settings.state_dir)
     env = {
         "JAVA_HOME": str(java_home),
         "PATH": f"{java_home / 'bin'}:/usr/bin:/bin",
+        # One node, HTTPS only: no plain HTTP listener at all, so nothing unauthenticated.
+        "TRINO_HTTP_ENABLED": "false",
         "TRINO_HTTP_PORT": str(settings.trino_port),
+        "TRINO_HTTPS_PORT": str(settings.trino_port),
+        "TRINO_KEYSTORE_PATH": str(tls.keystore),
+        "TRINO_SHARED_SECRET": secrets.trino_shared_secret(settings.state_dir),
+        # The node reaches itself over HTTPS too, since HTTP is off: trust its own certificate.
+        "TRINO_INTERNAL_HTTPS_REQUIRED": "true",
+        "TRINO_INTERNAL_TRUSTSTORE_PATH": str(tls.certificate),
+        "TRINO_INTERNAL_ADDRESS": settings.trino_host,
+        "TRINO_BIND_IP": settings.trino_host,
         "TRINO_DISCOVERY_URI": settings.trino_url,
         "TRINO_INCLUDE_COORDINATOR": "true",
         "TRINO_ETC_DIR": str(etc_dir),
+        "DATONG_AUDIT_URL": settings.audit_url,
+        "DATONG_AUDIT_TOKEN": secrets.audit_token(settings.state_dir),
     }
     if settings.uses_s3:
         access_key, secret_key = settings.s3_credentials
@@ -77,8 +115,13 @@ def trino_env(settings: Settings, etc_dir: Path) -> dict[str, str]:
 
 def trino_healthy(settings: Settings) -> bool:
     """True once the coordinator has finished starting and accepts queries."""
+    certificate = settings.trino_certificate_path
+    if not certificate.is_file():
+        return False
+    context = ssl.create_default_context(cafile=str(certificate))
+    url = f"{settings.trino_url}/v1/info"
     try:
-        with urllib.request.urlopen(f"{settings.trino_url}/v1/info", timeout=2) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310
             info = json.load(response)
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -107,3 +150,8 @@ def trino_spec(settings: Settings) -> ServiceSpec:
         env=trino_env(settings, etc_dir),
         cwd=data_dir,
     )
+
+
+def trino_etc_dir(settings: Settings) -> Path:
+    """Trino's rendered etc/ (where warehouse.access.publish writes rules and accounts)."""
+    return settings.state_dir / "trino" / "etc"

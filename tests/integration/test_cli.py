@@ -12,6 +12,7 @@ import pytest
 
 from datong.services.process import free_port
 from datong.settings import Settings
+from tests.trino_support import UNGRANTED_PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -60,11 +61,32 @@ def test_sql_bad_query_reports_trino_message(platform_settings):
 
 
 def test_sql_as_ungranted_user_is_denied(platform_settings):
-    result = datong(
-        "sql", "SHOW TABLES FROM lake.bronze", "--user", "nobody", env=cli_env(platform_settings)
-    )
+    env = cli_env(platform_settings, DATONG_TRINO_PASSWORD=UNGRANTED_PASSWORD)
+    result = datong("sql", "SHOW TABLES FROM lake.bronze", "--user", "nobody", env=env)
     assert result.returncode == 1
-    assert "Access Denied" in result.stderr
+    assert "Access Denied: Cannot access catalog lake" in result.stderr
+
+
+def test_sql_reads_the_password_from_the_named_variable(platform_settings):
+    env = cli_env(platform_settings, NOBODY_PASSWORD="not-" + UNGRANTED_PASSWORD)
+    command = ("sql", "SELECT 1", "--user", "nobody", "--password-env", "NOBODY_PASSWORD")
+    result = datong(*command, env=env)
+    assert result.returncode == 1
+    assert "refused the password of 'nobody'" in result.stderr
+    result = datong(*command, env={**env, "NOBODY_PASSWORD": UNGRANTED_PASSWORD})
+    assert result.returncode == 0, result.stderr
+    assert "(1 row)" in result.stdout
+
+
+def test_sql_as_another_user_without_a_password_fails_clearly(platform_settings):
+    env = cli_env(platform_settings)
+    env.pop("DATONG_TRINO_PASSWORD", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "datong.cli", "sql", "SELECT 1", "--user", "nobody"],
+        env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "DATONG_TRINO_PASSWORD" in result.stderr
 
 
 def test_status_shows_healthy_trino(platform_settings):

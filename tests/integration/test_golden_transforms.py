@@ -8,6 +8,7 @@ import pytest
 
 from jobs import golden
 from jobs.golden import Attribute, LibraryRules, SourceDecl
+from tests.trino_support import UNGRANTED_PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -151,6 +152,11 @@ def test_golden_rows_merge_into_the_lake_and_read_through_trino(views, spark, pl
         "AND (valid_to IS NULL OR valid_to > DATE '2026-03-15')",
     ).rows
     assert [tuple(r) for r in as_of] == [(True,)]
-    with pytest.raises(query.QueryError):
-        query.run(settings, f"SELECT * FROM lake.{name}", user="analyst_without_grant")
+    with pytest.raises(query.QueryError, match="Access Denied: Cannot access catalog lake"):
+        query.run(
+            settings,
+            f"SELECT * FROM lake.{name}",
+            user="analyst_without_grant",
+            password=UNGRANTED_PASSWORD,
+        )
     assert tables.read(spark, settings, name).count() == 2

@@ -10,6 +10,7 @@ import pytest
 
 from datong import query
 from synthetic.generate import Options, generate
+from tests.trino_support import UNGRANTED_PASSWORD
 
 from .test_cli import cli_env
 
@@ -37,9 +38,14 @@ def test_ingest_command_lands_rows_queryable_in_trino(platform_settings, tmp_pat
     [(read, accepted, quarantined, status)] = ledger
     assert status == "succeeded" and read == delivered.records
     assert rows == [(accepted, accepted)] and accepted + quarantined == read
-    # Analysts without a grant see nothing.
-    with pytest.raises(query.QueryError, match="Access Denied"):
-        query.run(platform_settings, "SELECT * FROM lake.bronze.credit_red_list", user="analyst")
+    # Analysts without a grant see nothing (they log in, then Trino denies the catalog).
+    with pytest.raises(query.QueryError, match="Access Denied: Cannot access catalog lake"):
+        query.run(
+            platform_settings,
+            "SELECT * FROM lake.bronze.credit_red_list",
+            user="analyst",
+            password=UNGRANTED_PASSWORD,
+        )
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "1 already done" in again.stdout
     assert os.environ.get("DATONG_INGEST_FAULT") is None

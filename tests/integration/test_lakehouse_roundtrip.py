@@ -10,6 +10,7 @@ import pytest
 from datong import query
 from datong.settings import LAKE_SCHEMAS
 from datong.storage import object_store_client, spark_location
+from tests.trino_support import UNGRANTED_PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -66,8 +67,13 @@ def test_unknown_user_is_denied_by_trino(spark, platform_settings):
         location
     )
     query.register_table(platform_settings, name)
-    with pytest.raises(query.QueryError, match="Access Denied"):
-        query.run(platform_settings, f"SELECT * FROM lake.{name}", user="someone_ungranted")
+    with pytest.raises(query.QueryError, match="Access Denied: Cannot access catalog lake"):
+        query.run(
+            platform_settings,
+            f"SELECT * FROM lake.{name}",
+            user="someone_ungranted",
+            password=UNGRANTED_PASSWORD,
+        )
 
 
 def test_object_store_presigned_download(platform_settings):

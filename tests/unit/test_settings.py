@@ -22,7 +22,7 @@ def test_defaults_are_the_embedded_single_machine_platform(tmp_path):
     assert settings.storage_scheme == "file" and not settings.uses_s3
     assert settings.local_lake_path == tmp_path / "state" / "lake"
     assert settings.spark_master == "local[*]"
-    assert settings.trino_url == "http://127.0.0.1:8090"
+    assert settings.trino_url == "https://127.0.0.1:8090"
     assert settings.catalog_database_url == f"sqlite:///{tmp_path}/state/catalog.db"
 
 
