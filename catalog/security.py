@@ -10,6 +10,7 @@ from pathlib import Path
 
 import bcrypt
 
+from datong import secrets as datong_secrets
 from datong.secrets import load_or_create
 
 #: bcrypt cost: Trino's file authenticator accepts cost 8 and above; 10 keeps a login
@@ -43,7 +44,7 @@ def check_password(password: str, hashed: str) -> bool:
 
 def audit_token(state_dir: Path) -> str:
     """The secret Trino's HTTP event listener sends as ``X-Datong-Audit-Token``."""
-    return load_or_create(state_dir, "audit", {"token": secrets.token_urlsafe(32)})["token"]
+    return datong_secrets.audit_token(state_dir)
 
 
 def same_secret(given: str | None, expected: str) -> bool:

@@ -92,6 +92,7 @@ class Settings(BaseSettings):
         description="Where Trino's event listener POSTs finished queries; empty means the "
         "catalogue's /audit/trino-events on 127.0.0.1:<catalog_port>.",
     )
+    # The catalogue API (`python -m catalog serve`), started by `datong up` after Trino.
     catalog_port: int = 8095
 
     s3_endpoint: str = "http://127.0.0.1:8333"
@@ -109,8 +110,6 @@ class Settings(BaseSettings):
 
     # May carry a password (PostgreSQL in deployment): kept out of repr and logs.
     catalog_database_url: str = Field(default="", repr=False)
-    # The catalogue API (`python -m catalog serve`), started by `datong up` after Trino.
-    catalog_port: int = 8095
     # The embedded PostgreSQL (`datong up --with-postgres`): not 5432, which a distribution's
     # own cluster may hold; listens on 127.0.0.1 only.
     postgres_port: int = 5433
