@@ -10,6 +10,7 @@ failed (``failureInfo``).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,10 @@ def _time(value: Any) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+#: "Access Denied: Cannot select from table lake.bronze.people" (Trino 476's wording).
+DENIED_TABLE = re.compile(r"Access Denied: Cannot \w+ from table (\w+)\.(\w+)\.(\w+)")
+
+
 def _columns(listed: Any) -> tuple[str, ...]:
     # ioMetadata.inputs name a column `name` (with its type); metadata.tables say `column`.
     names = []
@@ -102,6 +107,13 @@ def _reads(io: Any, metadata: dict[str, Any]) -> list[TableRead]:
     ]
 
 
+def _denied_table(message: str | None) -> list[TableRead]:
+    """The table a denied query wanted, from Trino's message: its event lists no tables
+    (analysis stopped at the check), yet the table's provider must see the attempt."""
+    found = DENIED_TABLE.search(message or "")
+    return [TableRead(found[1], f"{found[2]}.{found[3]}", ())] if found else []
+
+
 def parse_query_event(payload: Any) -> ParsedQuery:
     """The audit facts of one Trino ``QueryCompletedEvent`` (as the HTTP listener posts it)."""
     if not isinstance(payload, dict):
@@ -118,7 +130,7 @@ def parse_query_event(payload: Any) -> ParsedQuery:
         error_name = str(code.get("name") or failure.get("failureType") or "FAILED")
         error_message = failure.get("failureMessage")
     statistics = payload.get("statistics") or {}
-    reads = _reads(payload.get("ioMetadata") or {}, metadata)
+    reads = _reads(payload.get("ioMetadata") or {}, metadata) or _denied_table(error_message)
     rows = statistics.get("outputRows") if isinstance(statistics, dict) else None
     return ParsedQuery(
         query_id=str(metadata["queryId"]),

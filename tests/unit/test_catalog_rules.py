@@ -92,6 +92,10 @@ def test_denied_and_failed_query_events_from_trino_476():
     assert denied.state == "FAILED" and denied.error_name == "PERMISSION_DENIED"
     assert "Cannot select from table lake.bronze.people" in denied.error_message
     assert denied.sql == "SELECT division_code FROM lake.bronze.people"
+    # The event lists no tables; the table comes from the message, so its provider sees it.
+    assert [(r.catalog, r.table, r.columns) for r in denied.reads] == [
+        ("lake", "bronze.people", ())
+    ]
     error = audit.parse_query_event(json.loads((DATA / "query_completed_error.json").read_text()))
     assert (error.state, error.error_name, error.sql) == (
         "FAILED",
