@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -48,8 +48,11 @@ def _table_grant(grant: Grant) -> TableGrant:
     )
 
 
-def active_grants(session: Session, now: dt.datetime) -> list[TableGrant]:
-    """Every grant in force at ``now``: approved, not revoked, not expired, on a linked table."""
+def active_grants(
+    session: Session, now: dt.datetime, blocked: Collection[str] = ()
+) -> list[TableGrant]:
+    """Every grant in force at ``now``: approved, not revoked, not expired, on a linked table
+    whose quality gate is not closed (``blocked`` tables are left out)."""
     query = (
         select(Grant)
         .join(AccessRequest, Grant.request_id == AccessRequest.id)
@@ -62,7 +65,8 @@ def active_grants(session: Session, now: dt.datetime) -> list[TableGrant]:
         )
         .order_by(Grant.id)
     )
-    return [_table_grant(grant) for grant in session.scalars(query)]
+    found = [_table_grant(grant) for grant in session.scalars(query)]
+    return [grant for grant in found if grant.table not in blocked]
 
 
 def principals(session: Session) -> list[Principal]:
@@ -107,9 +111,12 @@ def table_columns(
     return {table: actual.get(table, listed) for table, listed in columns.items()}
 
 
-def digest(grants: Sequence[TableGrant], users: Sequence[Principal]) -> str:
+def digest(
+    grants: Sequence[TableGrant], users: Sequence[Principal], blocked: Collection[str] = ()
+) -> str:
     """A fingerprint of what would be published: equal fingerprints need no new publication."""
     data = [
+        sorted(blocked),
         [
             [
                 g.grant_id,
@@ -132,11 +139,22 @@ def publish_grants(
     session: Session,
     now: dt.datetime,
     columns: Mapping[str, Sequence[str]] | None = None,
+    blocked: Mapping[str, str] | None = None,
 ) -> Publication:
-    """Write Trino's rules, passwords and groups for the grants in force now."""
+    """Write Trino's rules, passwords and groups for the grants in force now.
+
+    Grants on a table whose quality gate is closed (``blocked``: table → reasons, read from
+    ``lake.quality.gate`` when not given) are held back, and the audit says why.
+    """
+    from catalog.lake import closed_gates
     from warehouse import access
 
-    grants = active_grants(session, now)
+    if blocked is None:
+        blocked = closed_gates(settings)
+    held = {g.table for g in active_grants(session, now)} & set(blocked)
+    for table in sorted(held):
+        log.warning("grants on %s held back: its quality gate is closed: %s", table, blocked[table])
+    grants = active_grants(session, now, blocked)
     users = principals(session)
     access.publish(
         etc_dir=settings.state_dir / "trino" / "etc",
@@ -147,7 +165,9 @@ def publish_grants(
         table_columns=columns if columns is not None else table_columns(settings, session, grants),
     )
     publication = Publication(
-        published_at=now, grant_ids=[int(g.grant_id) for g in grants], digest=digest(grants, users)
+        published_at=now,
+        grant_ids=[int(g.grant_id) for g in grants],
+        digest=digest(grants, users, blocked),
     )
     session.add(publication)
     audit.record(
@@ -158,6 +178,7 @@ def publish_grants(
         now,
         grants=[g.grant_id for g in grants],
         users=len(users),
+        held_by_quality_gate={table: blocked[table] for table in sorted(held)},
     )
     return publication
 
@@ -166,14 +187,23 @@ def last_publication(session: Session) -> Publication | None:
     return session.scalar(select(Publication).order_by(Publication.id.desc()).limit(1))
 
 
-def publish_if_changed(settings: Settings, session: Session, now: dt.datetime) -> bool:
-    """Publish when the grants in force or the users changed since the last publication."""
+def publish_if_changed(
+    settings: Settings,
+    session: Session,
+    now: dt.datetime,
+    blocked: Mapping[str, str] | None = None,
+) -> bool:
+    """Publish when the grants in force, the users or the closed quality gates changed."""
+    from catalog.lake import closed_gates
+
     last = last_publication(session)
-    active = active_grants(session, now)
-    if last is None and not active:
+    if last is None and not active_grants(session, now):
         # Nothing was ever granted: Trino's base rules already say so; leave its files alone.
         return False
-    if last is not None and last.digest == digest(active, principals(session)):
+    if blocked is None:
+        blocked = closed_gates(settings)
+    active = active_grants(session, now, blocked)
+    if last is not None and last.digest == digest(active, principals(session), blocked):
         return False
-    publish_grants(settings, session, now)
+    publish_grants(settings, session, now, blocked=blocked)
     return True

@@ -88,6 +88,29 @@ def read_status(settings: Settings) -> LakeStatus:
     return status
 
 
+def closed_gates(settings: Settings) -> dict[str, str]:
+    """Tables whose latest quality gate is closed (a ``fail`` expectation failed): reasons.
+
+    Their grants are not published (发布闸门). No gate table yet means no gate is closed.
+    """
+    sql = (
+        "SELECT resource, reasons FROM (SELECT resource, passed, reasons, row_number() OVER "
+        "(PARTITION BY resource ORDER BY checked_at DESC, run_id DESC) AS n "
+        "FROM lake.quality.gate) WHERE n = 1 AND NOT passed"
+    )
+    try:
+        rows = run(settings, sql).rows
+    except QueryError as error:
+        if "does not exist" in str(error):
+            return {}
+        raise  # a gate that cannot be read holds the publication back until it can
+    except (OSError, TrinoError) as error:
+        # No Trino to ask is no Trino to enforce grants either: publish what the rules say.
+        log.warning("quality gates unknown, Trino did not answer: %s", error)
+        return {}
+    return {str(resource): str(reasons or "") for resource, reasons in rows}
+
+
 def apply_status(session: Session, status: LakeStatus, now: dt.datetime) -> int:
     """Write what the lake said onto every resource; returns how many are linked."""
     linked = 0

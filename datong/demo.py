@@ -8,10 +8,8 @@ extends this job.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +146,7 @@ def _ingest_and_report(
     settings: Settings, spark: Any, landing: Path, summary: DemoSummary, console: Console
 ) -> None:
     """Ingest every landing-zone source, write the quarantine reports, query as two users."""
-    from datong.query import QueryError, run
+    from datong.query import run
     from datong.sources import load_sources
     from jobs.ingest import run_source
     from jobs.quarantine_report import write_reports
@@ -241,56 +239,11 @@ def _ingest_and_report(
     )
 
     started = time.monotonic()
-    sql = "SELECT count(*) FROM lake.population.person"
-    [(persons,)] = run(settings, sql).rows
-    password = _ungranted_analyst(settings)
-    try:
-        run(settings, sql, user="analyst_without_grant", password=password)
-        denied = "allowed (unexpected)"
-    except QueryError as error:
-        denied = f"refused by Trino ({error.args[0].split(':')[0]})"
-    summary.add(
-        "query a granted and an ungranted user",
-        f"as {settings.trino_admin_user}: {persons:,} golden persons; "
-        f"as analyst_without_grant: {denied}",
-        started,
-    )
+    from datong.demo_exchange import run_exchange
 
-
-def _ungranted_analyst(settings: Settings) -> str:
-    """Give Trino a user with a password and no grant; return the password once it logs in.
-
-    Publishes the accounts with no grants: the demo runs before any catalogue grant exists.
-    """
-    import bcrypt
-
-    from datong import secrets as datong_secrets
-    from datong.query import AuthenticationError, run
-    from datong.services.trino import trino_etc_dir
-    from warehouse.access import Principal, publish
-
-    password = datong_secrets.load_or_create(
-        settings.state_dir, "demo-analyst", {"password": secrets.token_urlsafe(18)}
-    )["password"]
-    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10)).decode()
-    publish(
-        trino_etc_dir(settings),
-        grants=[],
-        principals=[Principal("analyst_without_grant", hashed)],
-        admin_user=settings.trino_admin_user,
-        now=dt.datetime.now(dt.UTC),
-        table_columns={},
-    )
-    # Trino rereads password.db every second (file.refresh-period).
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            run(settings, "SELECT 1", user="analyst_without_grant", password=password)
-            return password
-        except AuthenticationError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
+    for step, outcome in run_exchange(settings):
+        summary.add(step, outcome, started)
+        started = time.monotonic()
 
 
 def _derived_summary(settings: Settings) -> str:

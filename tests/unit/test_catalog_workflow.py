@@ -445,6 +445,36 @@ def test_publication_follows_grant_changes_and_expiry(catalog_url, tmp_path):
         assert not any(rule.get("group") == "health" for rule in rules["tables"])
 
 
+def test_a_closed_quality_gate_holds_the_grants_of_its_table_back(catalog_url, tmp_path):
+    from catalog.models import AuditEvent
+    from catalog.security import hash_password
+    from datong.services.process import free_port
+    from datong.settings import Settings
+
+    settings = Settings(
+        state_dir=tmp_path, catalog_database_url=catalog_url, trino_port=free_port()
+    )
+    etc = tmp_path / "trino" / "etc"
+    etc.mkdir(parents=True)
+    (etc / "password.db").write_text(f"datong:{hash_password('trino-admin-password')}\n")
+    closed = {"bronze.standard_address": "QUALITY-001 on full_address: 3 of 10 rows"}
+    with db.session_scope(catalog_url) as session:
+        _request(session, "wj_analyst", "bronze.standard_address", ["full_address"], days=1)
+        assert grants.publish_if_changed(settings, session, NOW, blocked=closed) is True
+        rules = json.loads((etc / "rules.json").read_text())
+        assert not any(rule.get("group") == "health" for rule in rules["tables"])
+        assert grants.last_publication(session).grant_ids == []
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "grants.publish")
+        ).all()[-1]
+        assert event.detail["held_by_quality_gate"] == closed
+        assert grants.publish_if_changed(settings, session, NOW, blocked=closed) is False
+        # The gate opens again (a later run passed): the grant is published.
+        assert grants.publish_if_changed(settings, session, NOW, blocked={}) is True
+        rules = json.loads((etc / "rules.json").read_text())
+        assert any(rule.get("group") == "health" for rule in rules["tables"])
+
+
 def test_the_fingerprint_changes_when_a_grant_expires(catalog_url):
     with db.session_scope(catalog_url) as session:
         _request(session, "wj_analyst", "bronze.standard_address", ["full_address"], days=1)
