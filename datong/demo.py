@@ -238,12 +238,10 @@ def _ingest_and_report(
         started,
     )
 
-    started = time.monotonic()
     from datong.demo_exchange import run_exchange
 
-    for step, outcome in run_exchange(settings):
-        summary.add(step, outcome, started)
-        started = time.monotonic()
+    for step, outcome, seconds in run_exchange(settings):
+        summary.steps.append((step, outcome, seconds))
 
 
 def _derived_summary(settings: Settings) -> str:

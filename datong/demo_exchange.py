@@ -41,25 +41,35 @@ class Client:
         return response.json()
 
 
-def run_exchange(settings: Settings) -> list[tuple[str, str]]:
-    """Catalogue, request, joint review, grant, granted and ungranted queries, usage."""
+def run_exchange(settings: Settings) -> list[tuple[str, str, float]]:
+    """Catalogue, request, joint review, grant, granted and ungranted queries, usage.
+
+    Returns (step, outcome, seconds) per step.
+    """
     from catalog import db
     from catalog.security import admin_secret
     from catalog.service import now_utc
     from catalog.sync import sync
 
-    lines: list[tuple[str, str]] = []
+    lines: list[tuple[str, str, float]] = []
+    started = time.monotonic()
+
+    def done(step: str, outcome: str) -> None:
+        nonlocal started
+        lines.append((step, outcome, time.monotonic() - started))
+        started = time.monotonic()
+
     with db.session_scope(settings.catalog_database_url) as session:
         sync(session, settings.state_dir, now_utc())
     admin = Client(settings, admin_secret(settings.state_dir)["token"])
     admin.call("POST", "/admin/lake-refresh")
     figures = admin.call("GET", "/figures")
-    lines.append((
+    done(
         "catalogue (政务信息资源目录)",
         f"{figures['resources']} resources, {figures['linked']} linked to lake tables "
         f"(挂接率 {figures['linked_rate']:.0%}); share types "
         + ", ".join(f"{k} {v}" for k, v in figures["by_share_type"].items()),
-    ))  # fmt: skip
+    )  # fmt: skip
 
     passwords: dict[str, str] = {}
     clients: dict[str, Client] = {}
@@ -95,22 +105,22 @@ def run_exchange(settings: Settings) -> list[tuple[str, str]]:
             "reason": "出生日期非核验所必需" if department == approvers[0] else None,
         })  # fmt: skip
     final = analyst.call("GET", f"/requests/{request['id']}")
-    lines.append((
+    done(
         "request and joint review (供需对接, 联合授权)",
         f"health asks for {RESOURCE} ({share_type}) {FIELDS} in {SCOPE}; "
         f"{len(approvers)} providers ({', '.join(approvers)}) approve, "
         f"narrowed to {FIELDS[:3]}: {final['state']}",
-    ))  # fmt: skip
+    )  # fmt: skip
     admin.call("POST", "/admin/publish")
-    lines.append(("queries as a granted and an ungranted user", _queries(settings, passwords)))
+    done("queries as a granted and an ungranted user", _queries(settings, passwords))
     time.sleep(3)  # Trino posts query events asynchronously
     provider = user(f"{approvers[0]}_reviewer", "reviewer", approvers[0])
     usage = provider.call("GET", f"/resources/{RESOURCE}/usage")
-    lines.append((
+    done(
         "audit (every query through Trino)",
         f"{approvers[0]} sees {len(usage)} reads of {RESOURCE}: "
         + ", ".join(sorted({f"{u['user']} {u['state']}" for u in usage})),
-    ))  # fmt: skip
+    )  # fmt: skip
     return lines
 
 
