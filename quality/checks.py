@@ -117,8 +117,17 @@ def from_application(
                        column=column, value_set=_division_codes())]  # fmt: skip
     if kind == "range":
         bounds = {"min_value": _date(app.min, as_of), "max_value": _date(app.max, as_of)}
-        return [_check(rule, name, severity, "ExpectColumnValuesToBeBetween", column,
-                       column=column, **{k: v for k, v in bounds.items() if v is not None})]
+        return [
+            _check(
+                rule,
+                name,
+                severity,
+                "ExpectColumnValuesToBeBetween",
+                column,
+                column=column,
+                **{k: v for k, v in bounds.items() if v is not None},
+            )
+        ]
     return _business(rule, app, severity)
 
 
@@ -129,21 +138,65 @@ def _business(rule: Rule, app: Application, severity: str) -> list[Check]:
     missing = "either_value_is_missing"
     if kind == "id_birth_date":
         fact = Derived(f"_id_birth_date__{app.id}", "id_birth_date", (str(app.id),))
-        return [_check(rule, name, severity, pair, str(app.date), derived=(fact,),
-                       column_A=app.date, column_B=fact.name, ignore_row_if=missing)]
+        return [
+            _check(
+                rule,
+                name,
+                severity,
+                pair,
+                str(app.date),
+                derived=(fact,),
+                column_A=app.date,
+                column_B=fact.name,
+                ignore_row_if=missing,
+            )
+        ]
     if kind == "id_gender":
         sources = (str(app.id), str(app.gender))
         fact = Derived(f"_id_gender__{app.id}", "id_gender", sources)
-        return [_check(rule, name, severity, pair, str(app.gender), derived=(fact,),
-                       column_A=app.gender, column_B=fact.name, ignore_row_if=missing)]
+        return [
+            _check(
+                rule,
+                name,
+                severity,
+                pair,
+                str(app.gender),
+                derived=(fact,),
+                column_A=app.gender,
+                column_B=fact.name,
+                ignore_row_if=missing,
+            )
+        ]
     if kind == "date_order":
-        return [_check(rule, name, severity, greater, str(app.later), column_A=app.later,
-                       column_B=app.earlier, or_equal=False, ignore_row_if=missing)]
+        return [
+            _check(
+                rule,
+                name,
+                severity,
+                greater,
+                str(app.later),
+                column_A=app.later,
+                column_B=app.earlier,
+                or_equal=False,
+                ignore_row_if=missing,
+            )
+        ]
     if kind == "publicity_window":
         fact = Derived(f"_publicity_days__{app.end}", "days_between",
                        (str(app.decision), str(app.end)))  # fmt: skip
-        return [_check(rule, name, severity, "ExpectColumnValuesToBeBetween", str(app.end),
-                       derived=(fact,), column=fact.name, min_value=1, max_value=app.max_days)]
+        return [
+            _check(
+                rule,
+                name,
+                severity,
+                "ExpectColumnValuesToBeBetween",
+                str(app.end),
+                derived=(fact,),
+                column=fact.name,
+                min_value=1,
+                max_value=app.max_days,
+            )
+        ]
     if kind == "division_on_date":
         fact = Derived(f"_retired_on__{app.column}", "retired_on", (str(app.column), str(app.date)))
         return [_check(rule, name, severity, greater, str(app.column), derived=(fact,),
@@ -165,17 +218,45 @@ def _contract_checks(rule: Rule, resource: Any, as_of: dt.date) -> list[Check]:
     for element in resource.elements:
         column, severity = element.name, rule.severity
         if kind == "type":
-            out.append(_check(rule, name, severity, "ExpectColumnValuesToBeOfType", column,
-                              row_level=False, column=column, type_=GX_TYPES[element.type]))
+            out.append(
+                _check(
+                    rule,
+                    name,
+                    severity,
+                    "ExpectColumnValuesToBeOfType",
+                    column,
+                    row_level=False,
+                    column=column,
+                    type_=GX_TYPES[element.type],
+                )
+            )
         elif kind == "code_table" and element.code_table:
             app = Application(resource=name, column=column, code_table=element.code_table)
             out += from_application(rule, app, as_of)
         elif kind == "allowed_values" and element.allowed_values:
-            out.append(_check(rule, name, severity, "ExpectColumnValuesToBeInSet", column,
-                              column=column, value_set=list(element.allowed_values)))
+            out.append(
+                _check(
+                    rule,
+                    name,
+                    severity,
+                    "ExpectColumnValuesToBeInSet",
+                    column,
+                    column=column,
+                    value_set=list(element.allowed_values),
+                )
+            )
         elif kind == "max_length" and element.max_length:
-            out.append(_check(rule, name, severity, "ExpectColumnValueLengthsToBeBetween",
-                              column, column=column, max_value=element.max_length))
+            out.append(
+                _check(
+                    rule,
+                    name,
+                    severity,
+                    "ExpectColumnValueLengthsToBeBetween",
+                    column,
+                    column=column,
+                    max_value=element.max_length,
+                )
+            )
         elif (kind, element.standard) in (("citizen_id", "GB 11643"), ("credit_code", "GB 32100"),
                                           ("division_code", "GB/T 2260")):  # fmt: skip
             out += from_application(rule, Application(resource=name, column=column), as_of)

@@ -12,6 +12,7 @@ GX does not gate on severity: ``fail`` is written as GX's ``critical`` and ``war
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ GX_SEVERITY = {"fail": "critical", "warn": "warning"}
 
 
 class QualityCheckError(RuntimeError):
-    """An expectation could not be evaluated (a broken check): no result is better than a wrong one."""
+    """An expectation could not be evaluated: no result is better than a wrong one."""
 
 
 @dataclass
@@ -96,10 +97,9 @@ class Validator:
 
         for store in (self.context.checkpoints, self.context.validation_definitions,
                       self.context.suites):  # fmt: skip
-            try:
+            # Not there yet (the first run of this table): nothing to replace.
+            with contextlib.suppress(Exception):
                 store.delete(name)
-            except Exception:  # noqa: BLE001 - not there yet: nothing to replace
-                pass
         suite = self.context.suites.add(gx.ExpectationSuite(name=name))
         for check in checks:
             suite.add_expectation(_expectation(check))
