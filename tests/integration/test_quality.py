@@ -8,6 +8,7 @@ from ``_truth/errors.jsonl``, never from the tables under test.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from collections import Counter
 from pathlib import Path
@@ -139,7 +140,9 @@ def test_warn_rules_count_the_conflicts_they_see_without_quarantining(
     off = {c["subject"] for c in conflicts if c["kind"] == "birth_date_off_by_one"}
     school = tables.read(spark, settings, "bronze.student_enrollment").collect()
     delivered = [row for row in school if row["person_id"] in off]
-    [result] = [r for r in run.results["bronze.student_enrollment"] if r.check.rule == "QUALITY-101"]
+    [result] = [
+        r for r in run.results["bronze.student_enrollment"] if r.check.rule == "QUALITY-101"
+    ]
     assert result.check.severity == "warn" and not result.success
     assert result.unexpected_count == len(delivered) > 0
     assert result.failing == []
@@ -152,7 +155,9 @@ def test_duplicate_rows_are_reported_by_the_key_check(checked, truth):
         (e["file"], e["record"]) for e in truth
         if e["kind"] == "duplicate_row" and e["resource"] == "bronze.household_register"
     }  # fmt: skip
-    [result] = [r for r in run.results["bronze.household_register"] if r.check.rule == "QUALITY-009"]
+    [result] = [
+        r for r in run.results["bronze.household_register"] if r.check.rule == "QUALITY-009"
+    ]
     # Both copies of each repeated row share the key.
     assert result.unexpected_count == 2 * len(duplicates)
     assert result.success is (not duplicates)
@@ -214,7 +219,84 @@ def test_rows_failing_a_fail_rule_never_reach_silver(checked, spark):
 
     settings, _ = checked
     build(["population"], settings, spark, register=False)
-    silver = {(r["_source_file"], r["_row_number"])
-              for r in tables.read(spark, settings, "silver.household_register").collect()}  # fmt: skip
+    rows = tables.read(spark, settings, "silver.household_register").collect()
+    silver = {(r["_source_file"], r["_row_number"]) for r in rows}
     rejected = {k for k in _rejected(spark, settings) if "household_register" in k[0]}
     assert rejected and not rejected & silver
+
+
+def _stdnum_citizen_id(value: str) -> bool:
+    """python-stdnum's GB 11643 validation without its birth-place lookup.
+
+    ``ric.validate`` also looks the first six digits up in stdnum's own division list, which
+    lacks current codes such as 420102 (江岸区); the platform checks divisions against the
+    GB/T 2260 reference instead (QUALITY-008).
+    """
+    from stdnum.cn import ric
+
+    try:
+        number = ric.compact(value)
+        return (len(number) == 18 and number[:-1].isdigit()
+                and number[-1] == ric.calc_check_digit(number)
+                and ric.get_birth_date(number) is not None)  # fmt: skip
+    except Exception:  # noqa: BLE001 - stdnum's InvalidComponent for an impossible date
+        return False
+
+
+def test_custom_id_expectations_agree_with_python_stdnum(spark, tmp_path):
+    """GB 11643 / GB 32100 in Spark against python-stdnum, the reference implementation."""
+    import random
+
+    from stdnum.cn import uscc
+
+    from quality.checks import Check
+    from synthetic.identifiers import citizen_id, credit_code, wrong_check_character
+
+    rng = random.Random(3)
+    ids, codes = [], []
+    for serial in range(400):
+        born = dt.date(1930, 1, 1) + dt.timedelta(days=rng.randint(0, 30000))
+        number = citizen_id("420102", born, rng.randint(1, 999))
+        ids.append(wrong_check_character(number) if serial % 7 == 0 else number)
+        code = credit_code("9", "1", "420102", serial + 1)
+        codes.append(wrong_check_character(code) if serial % 5 == 0 else code)
+    ids += ["42010219990231001X", "4201021990010100", "420102199001010011"]
+    frame = spark.createDataFrame(
+        [(i, a, b) for i, (a, b) in enumerate(zip(ids, codes + codes[:3], strict=True))],
+        "n bigint, citizen_id string, credit_code string",
+    )
+    checks = [
+        Check("QUALITY-006", "test.ids", "citizen_id", "validity", "fail",
+              "ExpectColumnValuesToBeValidCitizenId", {"column": "citizen_id"}, "citizen_id"),
+        Check("QUALITY-007", "test.ids", "credit_code", "validity", "fail",
+              "ExpectColumnValuesToBeValidCreditCode", {"column": "credit_code"}, "credit_code"),
+    ]  # fmt: skip
+    validator = quality_job.validator(str(tmp_path / "docs"))
+    by_rule = {r.check.rule: r for r in validator.validate(frame, "test.ids", checks, ["n"])}
+    bad_ids = {n for n, value in enumerate(ids) if not _stdnum_citizen_id(value)}
+    bad_codes = {n for n, value in enumerate(codes + codes[:3]) if not uscc.is_valid(value)}
+    assert bad_ids and bad_codes
+    assert {row["n"] for row in by_rule["QUALITY-006"].failing} == bad_ids
+    assert {row["n"] for row in by_rule["QUALITY-007"].failing} == bad_codes
+
+
+def test_the_same_rows_without_their_errors_score_higher(checked, spark):
+    """Validate the household batch with and without the rows the truth says are broken."""
+    from quality.checks import BRONZE_KEY, checks_for
+    from quality.score import Counts, score
+
+    settings, _ = checked
+    name = "bronze.household_register"
+    frame = tables.read(spark, settings, name)
+    rejected = tables.read(spark, settings, quality_job.REJECTED).select(*BRONZE_KEY)
+    clean = frame.join(rejected, BRONZE_KEY, "left_anti")
+    validator = quality_job.validator(quality_job.docs_dir(settings))
+
+    def consistency_score(rows):
+        results = validator.validate(rows, name, checks_for(name), BRONZE_KEY)
+        bad = sum(r.unexpected_count for r in results if r.check.family == "consistency")
+        total = rows.count()
+        return score(Counts(total, total, 0, 0, bad, 0.0, "daily"))
+
+    dirty, fixed = consistency_score(frame), consistency_score(clean)
+    assert fixed.consistency > dirty.consistency and fixed.score > dirty.score
