@@ -17,7 +17,6 @@ before publishing grants or open data.
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 import pendulum
@@ -108,6 +107,8 @@ with DAG(
     @task(outlets=[QUALITY_GATE])
     def quality_gates() -> None:
         """Gold tables checked by their suites; a failed `fail` rule closes the table's gate."""
+        import logging
+
         from jobs import quality
         from quality.checks import GOLD_KEYS
 

@@ -21,6 +21,10 @@ that reached bronze. Every part is in 0..100.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datong.settings import Settings
 
 WEIGHTS = {"completeness": 0.30, "validity": 0.30, "consistency": 0.25, "timeliness": 0.15}
 #: Days in each declared update cycle (contracts' ``update_cycle``).
@@ -71,3 +75,16 @@ def score(counts: Counts) -> Score:
     }
     total = sum(WEIGHTS[name] * value for name, value in parts.items())
     return Score(**parts, score=round(total, 4))
+
+
+def latest_scores(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The latest score of every resource, read through Trino (``lake.quality.score``)."""
+    from datong.query import run
+
+    sql = (
+        "SELECT resource, run_id, scored_at, completeness, validity, consistency, timeliness,"
+        " score FROM (SELECT *, row_number() OVER (PARTITION BY resource"
+        " ORDER BY scored_at DESC, run_id DESC) AS n FROM lake.quality.score) WHERE n = 1"
+    )
+    result = run(settings, sql)
+    return {row[0]: dict(zip(result.columns, row, strict=True)) for row in result.rows}

@@ -72,3 +72,17 @@ def test_gates_open_on_clean_gold_and_close_on_a_broken_candidate(libraries_buil
     # A clean run afterwards opens it again: the latest gate is what counts.
     run, gates = _gates_after_clean_run(settings, spark)
     assert gates["population.person"].passed and gates["population.person"].run_id == run.run_id
+
+
+def test_scores_reach_the_catalogue_through_trino(libraries_built, spark):
+    from quality.score import latest_scores
+
+    settings, _ = libraries_built
+    name = "bronze.credit_red_list"
+    first = quality_job.run([name], settings, spark)
+    second = quality_job.run([name], settings, spark)
+    scores = latest_scores(settings)
+    assert scores[name]["run_id"] == second.run_id != first.run_id
+    assert scores[name]["score"] == pytest.approx(second.scores[name].score)
+    history = tables.read(spark, settings, quality_job.SCORE).where(f"resource = '{name}'")
+    assert history.count() == 2

@@ -162,3 +162,28 @@ def test_a_failed_fail_check_closes_the_gate_and_says_why():
         "QUALITY-009 on person_id: 2 of 100 rows "
         "(the key identifies more than one record / 主键重复，一个标识对应多条记录)"
     )
+
+
+def test_the_command_refuses_an_unknown_table_without_starting_spark(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATONG_STATE_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "datong.cli", "quality", "bronze.no_such_table"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "no quality suite for 'bronze.no_such_table'" in result.stdout + result.stderr
+
+
+def test_great_expectations_is_not_imported_by_the_command_line_or_the_checks():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, datong.cli, jobs.quality, quality.checks, quality.gate; "
+        "assert 'great_expectations' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
