@@ -65,7 +65,8 @@ def main() -> None:
     for source_id in SOURCES:
         source = sources[source_id]
         resource = resources[source.resource]
-        folder = landing / source.delivery.path / BATCH  # type: ignore[union-attr]
+        # The generator writes every delivery as files, a JDBC source's too.
+        folder = landing / source_id.replace(".", "/") / BATCH
         for path in sorted(p for p in folder.iterdir() if p.is_file()):
             write_ledger(spark, settings, [ingest_file(spark, settings, source, resource, BATCH,
                                                        path, landing)])  # fmt: skip

@@ -75,7 +75,7 @@ def checked(quality_landing, spark, tmp_path_factory, s3_test_settings) -> Any:
     for source_id in SOURCES:
         source = sources[source_id]
         resource = resources[source.resource]
-        folder = quality_landing / source.delivery.path / BATCH  # type: ignore[union-attr]
+        folder = quality_landing / source_id.replace(".", "/") / BATCH
         for path in sorted(folder.iterdir()):
             result = ingest.ingest_file(
                 spark, settings, source, resource, BATCH, path, quality_landing
