@@ -9,6 +9,10 @@ history, conflicts, correction worklists and exclusion lists. Rules are data, in
 After them the derived libraries (空间地理、信用、电子证照、共享材料) are rebuilt from silver
 and the golden records and MERGEd: address matching and placement, credit grades with their
 explanations, license statuses, and the shared-material views in Trino.
+
+Last, the gold tables are checked by their quality suites (`jobs.quality`): a failed `fail`
+expectation closes the table's gate in `lake.quality.gate`, which the catalogue reads
+before publishing grants or open data.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ ADDRESS_MATCH = _asset("geo.address_match")
 CREDIT_PROFILE = _asset("credit.profile")
 LICENSES = _asset("license.license")
 VALID_FOR_HOLDER = _asset("license.valid_for_holder")
+QUALITY_GATE = _asset("quality.gate")
 
 with DAG(
     dag_id="build_base_libraries",
@@ -99,5 +104,19 @@ with DAG(
 
         build(["license", "materials"])
 
+    @task(outlets=[QUALITY_GATE])
+    def quality_gates() -> None:
+        """Gold tables checked by their suites; a failed `fail` rule closes the table's gate."""
+        import logging
+
+        from jobs import quality
+        from quality.checks import GOLD_KEYS
+
+        checked = quality.run(list(GOLD_KEYS))
+        closed = {name: g.reasons for name, g in checked.gates.items() if not g.passed}
+        if closed:
+            # The build succeeded; publication is what stops. The log says why.
+            logging.getLogger(__name__).warning("not published: %s", closed)
+
     golden = population() >> legal_person()
-    golden >> [geo(), credit(), license()]
+    golden >> [geo(), credit(), license()] >> quality_gates()

@@ -6,13 +6,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from datong.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from jobs.quality import QualityRun
 
 app = typer.Typer(
     help="数通 datong — government data-sharing exchange and big-data platform.",
@@ -363,6 +366,68 @@ def build(
     out.print(f"{len(result.batches)} batch(es) built; tables: {', '.join(result.tables)}")
     if result.views:
         out.print(f"views: {', '.join(result.views)}")
+    from jobs import quality as quality_job
+    from quality.checks import GOLD_KEYS
+
+    checked = quality_job.run(list(GOLD_KEYS), settings, spark, as_of=day)
+    _print_quality(checked)
+
+
+def _print_quality(checked: QualityRun) -> None:
+    """The scorecard of a quality run: scores per bronze resource, gates per gold table."""
+    if checked.scores:
+        card = Table("resource", "score", "completeness", "validity", "consistency",
+                     "timeliness", "failed fail", "failed warn", "quarantined",
+                     title=f"quality scorecard (run {checked.run_id[:12]})")  # fmt: skip
+        for name, score in sorted(checked.scores.items()):
+            results = checked.results.get(name, [])
+            failed = {sev: sum(1 for r in results if r.check.severity == sev and not r.success)
+                      for sev in ("fail", "warn")}  # fmt: skip
+            card.add_row(name, f"{score.score:.1f}", f"{score.completeness:.1f}",
+                         f"{score.validity:.1f}", f"{score.consistency:.1f}",
+                         f"{score.timeliness:.1f}", str(failed["fail"]), str(failed["warn"]),
+                         str(checked.quarantined.get(name, 0)))  # fmt: skip
+        out.print(card)
+    if checked.gates:
+        gates = Table("gold table", "gate", "why", title="publication gates")
+        for name, gate in sorted(checked.gates.items()):
+            verdict = "[green]open[/green]" if gate.passed else "[red]closed[/red]"
+            gates.add_row(name, verdict, gate.reasons or "every fail expectation passed")
+        out.print(gates)
+    if checked.docs:
+        out.print(f"Data Docs: {checked.docs}")
+
+
+@app.command()
+def quality(
+    resource: Annotated[
+        str | None,
+        typer.Argument(help="A bronze resource or gold table (default: every one that exists)."),
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Check date ranges as of this day (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Run the quality suites (latest batch of bronze, gold tables) and print the scorecard."""
+    import datetime as dt
+
+    from datong.spark import spark_session
+    from jobs import quality as quality_job
+    from quality.checks import tables_checked
+
+    settings = _settings()
+    if resource is not None and resource not in tables_checked():
+        _fail(f"no quality suite for {resource!r}; known: {', '.join(tables_checked())}")
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        _fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)")
+    spark = spark_session(settings, "datong-quality")
+    checked = quality_job.run([resource] if resource else None, settings, spark, as_of=day)
+    if not checked.results:
+        out.print("nothing to check: no bronze or gold table exists yet")
+        return
+    _print_quality(checked)
 
 
 @app.command("config")

@@ -24,6 +24,8 @@ from datong import tables
 from datong.contracts import load_resources
 from datong.settings import Settings, load_settings
 from jobs import credit, geo, golden, legal_person, license, materials, population, silver
+from jobs.quality import quality_rejected_keys
+from quality.checks import BRONZE_KEY
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -313,6 +315,10 @@ def build(
         bronze = tables.read(spark, settings, name)
         done = [f for b, f in consumed if b == name]
         new = bronze.where(~F.col("_source_file").isin(done)) if done else bronze
+        # Rows the quality suite quarantined (a failed ``fail`` rule) never reach silver.
+        rejected = quality_rejected_keys(spark, settings, name)
+        if rejected is not None:
+            new = new.join(rejected, BRONZE_KEY, "left_anti")
         pending[name] = new
         batches |= {r["_batch_id"] for r in new.select("_batch_id").distinct().collect()}
     for batch_id in sorted(batches):

@@ -248,8 +248,13 @@ def run_source(
     settings: Settings | None = None,
     spark: SparkSession | None = None,
     register: bool = True,
+    validate: bool = True,
 ) -> list[FileResult]:
-    """Ingest every new delivered file of one source; returns one result per file."""
+    """Ingest every new delivered file of one source; returns one result per file.
+
+    With ``validate`` the quality suite then checks each batch that landed (jobs.quality):
+    rows breaking a ``fail`` rule are quarantined before any build can read them.
+    """
     settings = settings or load_settings()
     if spark is None:
         from datong.spark import spark_session
@@ -262,6 +267,8 @@ def run_source(
         write_ledger(spark, settings, results)
         if register and results[0].status == "succeeded":
             register_in_trino(settings, [LEDGER, resource.name, QUARANTINE])
+        if validate:
+            _validate_batches(spark, settings, resource.name, results, register)
         return results
     landing_root = Path(landing) if landing else settings.state_dir / "landing"
     done = succeeded_checksums(spark, settings, source_id)
@@ -284,7 +291,19 @@ def run_source(
         if tables.exists(spark, settings, QUARANTINE):
             written.append(QUARANTINE)
         register_in_trino(settings, written)
+    if validate:
+        _validate_batches(spark, settings, resource.name, results, register)
     return results
+
+
+def _validate_batches(
+    spark: SparkSession, settings: Settings, name: str, results: list[FileResult], register: bool
+) -> None:
+    from jobs import quality
+
+    batches = sorted({r.batch_id for r in results if r.status == "succeeded" and r.accepted})
+    if batches:
+        quality.run([name], settings, spark, batches={name: batches}, register=register)
 
 
 def last_mark(spark: SparkSession, settings: Settings, source_id: str) -> str | None:

@@ -383,12 +383,26 @@ def _latest_attempts(
     return [row.asDict() for row in rows]
 
 
+QUARANTINE_COLUMNS = ("_source_id", "_resource", "_source_file", "_batch_id", "_row_number",
+                      "_raw", "problems", "_ingested_at")  # fmt: skip
+
+
 def _rejected(spark: SparkSession, settings: Settings, batch_id: str | None) -> DataFrame | None:
     from pyspark.sql import functions as F
 
-    if not tables.exists(spark, settings, QUARANTINE):
+    from jobs.quality import REJECTED
+
+    # Rows ingest rejected and bronze rows the quality suite rejected (a business rule):
+    # both are the department's to correct. Gold tables' failures are the platform's.
+    parts = [tables.read(spark, settings, name) for name in (QUARANTINE, REJECTED)
+             if tables.exists(spark, settings, name)]  # fmt: skip
+    if not parts:
         return None
-    frame = tables.read(spark, settings, QUARANTINE)
+    frame = parts[0].select(*QUARANTINE_COLUMNS)
+    for part in parts[1:]:
+        frame = frame.unionByName(
+            part.where(F.col("_resource").startswith("bronze.")).select(*QUARANTINE_COLUMNS)
+        )
     if batch_id is not None:
         frame = frame.where(F.col("_batch_id") == batch_id)
     return frame.withColumn("_department", F.substring_index("_source_id", ".", 1))

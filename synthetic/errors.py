@@ -9,7 +9,9 @@ delivered value, and what the platform is expected to do with it:
 - ``deduplicate``: an exact duplicate row; one copy must survive;
 - ``conflict``: valid on its own, but disagrees with the authoritative source;
 - ``unlinked``: valid on its own, but names a subject no base library knows;
-- ``failed_batch``: the whole file cannot be read.
+- ``failed_batch``: the whole file cannot be read;
+- ``quality_quarantine``: valid for bronze, but breaks a quality rule (a business rule):
+  the quality suite must quarantine the row.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class ErrorRates:
     deregistered_still_licensed: float = 0.2
     dangling_reference: float = 0.003
     expired_license_still_valid: float = 0.02
+    # Business-rule errors (synthetic/business_errors.py): caught by the quality suite.
+    birth_date_mismatch: float = 0.002
+    gender_mismatch: float = 0.002
+    expiry_before_issue: float = 0.003
+    publicity_outside_window: float = 0.003
+    retired_division_code: float = 0.002
     truncated_files: int = 1
     wrong_encoding_files: int = 1
 

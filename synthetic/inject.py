@@ -10,6 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from synthetic import business_errors
 from synthetic.deliveries import Context, Record
 from synthetic.errors import (
     GroundTruth,
@@ -71,6 +72,8 @@ class Injector:
             ("date_format", 0.0 if self.is_db else rates.date_format),
             ("duplicate_row", rates.duplicate_row),
             ("column_count", rates.column_count if self.is_csv else 0.0),
+            # Last, so adding them left every earlier kind's rows as they were.
+            *((kind, getattr(rates, kind)) for kind in business_errors.KINDS),
         ]
         picked = None
         threshold = 0.0
@@ -178,6 +181,14 @@ class Injector:
             true_value = row[field]
             row[field] = other_date_format(true_value, rng)
             return made(field, "normalise", true_value, row[field])
+        if kind in business_errors.KINDS:
+            broken = business_errors.corrupt(kind, self.resource.name, row, rng)
+            if broken is None:
+                return None
+            field, true_value = broken
+            return business_errors.injected(
+                self.file, self.resource.name, kind, field, true_value, row
+            )
         if kind == "duplicate_row":
             return made("", "deduplicate", None, None)
         if kind == "column_count":

@@ -53,7 +53,7 @@ def ingested(landing, lake, spark):
     out, truth = landing
     failed = {_source_of(e["file"]) for e in truth if e["expected"] == "failed_batch"}
     sources = sorted(set(SOURCES) | failed)
-    results = {s: run_source(s, out, lake, spark) for s in sources}
+    results = {s: run_source(s, out, lake, spark, validate=False) for s in sources}
     return sources, results
 
 
@@ -134,7 +134,7 @@ def test_normalisable_errors_are_accepted_with_the_true_value(landing, lake, spa
 def test_rerun_is_a_no_op(landing, lake, spark, ingested):
     out, _ = landing
     before = tables.read(spark, lake, "bronze.household_register").count()
-    again = run_source("public_security.household_register", out, lake, spark)
+    again = run_source("public_security.household_register", out, lake, spark, validate=False)
     assert {r.status for r in again} == {"skipped"}
     assert tables.read(spark, lake, "bronze.household_register").count() == before
     ledger = tables.read(spark, lake, LEDGER).where("status = 'succeeded'")
@@ -151,9 +151,9 @@ def test_crash_between_writes_converges_on_rerun(landing, lake, spark, ingested,
     (folder / "birth_certificate.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     monkeypatch.setenv("DATONG_INGEST_FAULT", "after_bronze")
     with pytest.raises(RuntimeError, match="injected fault"):
-        run_source(source, out, lake, spark)
+        run_source(source, out, lake, spark, validate=False)
     monkeypatch.delenv("DATONG_INGEST_FAULT")
-    results = run_source(source, out, lake, spark)
+    results = run_source(source, out, lake, spark, validate=False)
     [result] = [r for r in results if r.batch_id == "batch-0009"]
     assert result.status == "succeeded" and result.rows_read == 5
     # The crashed run's bronze write is not repeated: each of the five rows landed once.

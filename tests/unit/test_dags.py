@@ -221,11 +221,14 @@ def test_build_dag_runs_on_the_bronze_assets_its_rules_read(dagbag):
         "geo": ["geo.address_match"],
         "credit": ["credit.profile"],
         "license": ["license.license", "license.valid_for_holder"],
+        "quality_gates": ["quality.gate"],
     }
     # Legal persons link their representatives to the population library built first.
     assert dag.get_task("legal_person").upstream_task_ids == {"population"}
     for derived in ("geo", "credit", "license"):
         assert dag.get_task(derived).upstream_task_ids == {"legal_person"}
+    # Gates are decided on the finished gold tables.
+    assert dag.get_task("quality_gates").upstream_task_ids == {"geo", "credit", "license"}
 
 
 @pytest.mark.parametrize("path", [*DAG_FILES, BUILD_DAG_FILE], ids=lambda path: path.name)
