@@ -100,13 +100,18 @@ def trino_event(
 def publish(ctx: Ctx) -> dict[str, Any]:
     """Publish the grants in force to Trino now."""
     from catalog import grants
+    from datong.query import QueryError
 
     people.require_role(ctx.actor, (), "publish grants")
     if not ctx.catalog.publish:
         raise Conflict("publication to Trino is turned off for this server")
     try:
-        publication = grants.publish_grants(ctx.catalog.settings, ctx.session, now_utc())
-    except (OSError, NotImplementedError, ValueError) as error:
+        # Fresh gates, kept for the maintenance loop, which must not publish older ones.
+        blocked = ctx.catalog.closed_gates(refresh=True)
+        publication = grants.publish_grants(
+            ctx.catalog.settings, ctx.session, now_utc(), blocked=blocked
+        )
+    except (OSError, NotImplementedError, ValueError, QueryError) as error:
         raise Unavailable(f"publishing the grants to Trino failed: {error}") from None
     ctx.commit()
     return {"published_at": publication.published_at.isoformat(), "grants": publication.grant_ids}

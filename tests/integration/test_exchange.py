@@ -238,3 +238,55 @@ def _denied(action: Callable[[], Any]) -> bool:
     except query.QueryError as error:
         return DENIED in str(error)
     return False
+
+
+def test_a_closed_quality_gate_withholds_a_grant_until_it_opens_again(exchange, spark):
+    """发布闸门: a failed ``fail`` expectation keeps the table's grants out of Trino."""
+    from catalog.security import admin_secret
+    from datong import tables
+    from jobs.ingest import register_in_trino
+    from jobs.quality import GATE, GATE_SCHEMA
+
+    settings = exchange
+    admin = Api(settings, admin_secret(settings.state_dir)["token"])
+    password = "pw-" + secrets.token_urlsafe(16)
+    admin("POST", "/users", 201, json={"name": "credit_analyst", "role": "analyst",
+          "department": "credit", "password": password})  # fmt: skip
+    token = admin("POST", "/users/credit_analyst/tokens", 201, json={"label": "t"})["token"]
+    analyst = Api(settings, token)
+    request = analyst("POST", "/requests", 201, json={
+        "resource": TABLE, "purpose": "信用主体身份核验", "fields": ["gender"],
+        "duration_days": 5,
+    })  # fmt: skip
+    reviewer_password = "pw-" + secrets.token_urlsafe(16)
+    admin("POST", "/users", 201, json={"name": "ps_reviewer3", "role": "reviewer",
+          "department": "public_security", "password": reviewer_password})  # fmt: skip
+    reviewer = Api(
+        settings, admin("POST", "/users/ps_reviewer3/tokens", 201, json={"label": "t"})["token"]
+    )
+    reviewer("POST", f"/requests/{request['id']}/approve", json={})
+    statement = f"SELECT gender FROM lake.{TABLE}"
+
+    def rows() -> list[tuple]:
+        return query.run(settings, statement, user="credit_analyst", password=password).rows
+
+    assert len(poll(rows, "grant published")) == len(PERSONS)
+
+    def gate(run_id: str, passed: bool, reasons: str) -> None:
+        at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        frame = spark.createDataFrame([(run_id, TABLE, at, passed, reasons)], GATE_SCHEMA)
+        tables.append(frame, settings, GATE)
+        register_in_trino(settings, [GATE])
+
+    reason = "QUALITY-013 on person_id: 1 of 6 rows (key repeated / 主键重复)"
+    gate("run-closed", False, reason)
+    [grant] = analyst("GET", "/grants", params={"active": True})
+    published = admin("POST", "/admin/publish")
+    assert grant["id"] not in published["grants"]
+    poll(lambda: _denied(rows), "gate closed")
+    [event] = [e for e in admin("GET", "/audit/events") if e["action"] == "grants.publish"][:1]
+    assert event["detail"]["held_by_quality_gate"] == {TABLE: reason}
+
+    gate("run-clean", True, "")
+    admin("POST", "/admin/publish")
+    assert len(poll(rows, "gate open again")) == len(PERSONS)
