@@ -209,6 +209,8 @@ def _ingest_and_report(
     )
     started = time.monotonic()
     summary.add("derived libraries", _derived_summary(settings), started)
+    started = time.monotonic()
+    summary.add("data quality (GX suites, gates)", _quality_summary(settings), started)
 
     started = time.monotonic()
     from jobs.geo_report import report as geo_report
@@ -242,6 +244,29 @@ def _ingest_and_report(
 
     for step, outcome, seconds in run_exchange(settings):
         summary.steps.append((step, outcome, seconds))
+
+
+def _quality_summary(settings: Settings) -> str:
+    """Rows the quality suites quarantined, scores per resource and the gold gates (Trino)."""
+    from datong.query import QueryError, run
+    from quality.gate import latest_gates
+    from quality.score import latest_scores
+
+    try:
+        [(rejected,)] = run(settings, "SELECT count(*) FROM lake.quarantine.quality_rejected").rows
+    except QueryError:  # no batch has had a row rejected yet, so the table was never written
+        rejected = 0
+    scores = latest_scores(settings)
+    lowest = min(scores.items(), key=lambda item: item[1]["score"]) if scores else None
+    gates = latest_gates(settings)
+    closed = [f"{name} ({gate.reasons[:80]})" for name, gate in gates.items() if not gate.passed]
+    return (
+        f"{rejected:,} bronze rows quarantined by business rules; {len(scores)} resources "
+        f"scored"
+        + (f", lowest {lowest[0]} {lowest[1]['score']:.1f}/100" if lowest else "")
+        + f"; gold gates: {len(gates) - len(closed)} open, {len(closed)} closed"
+        + (": " + "; ".join(closed) if closed else "")
+    )
 
 
 def _derived_summary(settings: Settings) -> str:
