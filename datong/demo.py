@@ -256,9 +256,11 @@ def _quality_summary(settings: Settings) -> str:
         [(rejected,)] = run(settings, "SELECT count(*) FROM lake.quarantine.quality_rejected").rows
     except QueryError:  # no batch has had a row rejected yet, so the table was never written
         rejected = 0
-    scores = latest_scores(settings)
+    try:
+        scores, gates = latest_scores(settings), latest_gates(settings)
+    except QueryError as error:  # a state dir from before the quality suites
+        return f"no quality results yet ({str(error)[:80]})"
     lowest = min(scores.items(), key=lambda item: item[1]["score"]) if scores else None
-    gates = latest_gates(settings)
     closed = [f"{name} ({gate.reasons[:80]})" for name, gate in gates.items() if not gate.passed]
     return (
         f"{rejected:,} bronze rows quarantined by business rules; {len(scores)} resources "
