@@ -237,15 +237,3 @@ def _order(event: dict[str, Any]) -> int:
     if failure is None:
         return 0
     return 1 if failure["errorCode"]["name"] == "PERMISSION_DENIED" else 2
-
-
-def test_the_demos_analyst_logs_in_and_is_denied(settings):
-    from datong.demo import _ungranted_analyst
-
-    try:
-        password = _ungranted_analyst(settings)
-        with pytest.raises(query.QueryError, match="Access Denied: Cannot access catalog lake"):
-            query.run(settings, SELECT, user="analyst_without_grant", password=password)
-    finally:
-        publish_test_access(settings)
-        wait_until_authenticated(settings, "analyst", UNGRANTED_PASSWORD)
