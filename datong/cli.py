@@ -367,10 +367,8 @@ def build(
     if result.views:
         out.print(f"views: {', '.join(result.views)}")
     from jobs import quality as quality_job
-    from quality.checks import GOLD_KEYS
 
-    checked = quality_job.run(list(GOLD_KEYS), settings, spark, as_of=day)
-    _print_quality(checked)
+    _print_quality(quality_job.check_gold(settings, spark, as_of=day))
 
 
 def _print_quality(checked: QualityRun) -> None:

@@ -189,6 +189,10 @@ def _ingest_and_report(
     # The generated deliveries were extracted on batch 1's date: derive license and credit
     # statuses as of that day, as a build on the day of a real extract would.
     built = build(list(ORDER), settings, spark, as_of=extract_date(1))
+    from jobs.quality import check_gold
+
+    # As `datong build` and the build DAG do: the gold suites set the publication gates.
+    check_gold(settings, spark, as_of=extract_date(1))
     counts = []
     for library, main in (("population", "person"), ("legal_person", "entity")):
         [(subjects, conflicts, unmatched)] = run(

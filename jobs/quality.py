@@ -331,6 +331,15 @@ def run(
     return result
 
 
+def check_gold(
+    settings: Settings | None = None,
+    spark: SparkSession | None = None,
+    as_of: dt.date | None = None,
+) -> QualityRun:
+    """The gold tables' suites after a build: their gates decide what may be published."""
+    return run(list(GOLD_KEYS), settings, spark, as_of=as_of)
+
+
 def quality_rejected_keys(spark: SparkSession, settings: Settings, name: str) -> DataFrame | None:
     """Lineage of the rows of bronze ``name`` quarantined by quality: kept out of silver."""
     from pyspark.sql import functions as F
