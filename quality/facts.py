@@ -69,6 +69,8 @@ def with_facts(frame: DataFrame, derived: Iterable[Derived]) -> DataFrame:
     types = dict(frame.dtypes)
     columns: dict[str, Column] = {}
     for fact in derived:
+        if fact.name in types:  # derived already (a caller that materialised the frame)
+            continue
         sources = [F.col(name) for name in fact.sources]
         if fact.kind == "id_birth_date":
             columns[fact.name] = id_birth_date(sources[0])

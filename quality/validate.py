@@ -128,13 +128,20 @@ class Validator:
         return [r for run in outcome.run_results.values() for r in run.results]
 
     def validate(
-        self, frame: DataFrame, name: str, checks: list[Check], key: list[str]
-    ) -> list[CheckResult]:
-        """Every check's result on ``frame``, with the failing rows' ``key`` where it matters."""
+        self, frame: DataFrame, name: str, checks: list[Check], key: list[str],
+        cache: bool = True,
+    ) -> list[CheckResult]:  # fmt: skip
+        """Every check's result on ``frame``, with the failing rows' ``key`` where it matters.
+
+        ``cache=False``: the caller has materialised ``frame`` with its facts
+        (:func:`quality.facts.with_facts`) and uses it again; it is not cached twice.
+        """
         from quality.facts import with_facts
 
         by_key = {check.key: check for check in checks}
-        prepared = with_facts(frame, [d for c in checks for d in c.derived]).persist()
+        prepared = with_facts(frame, [d for c in checks for d in c.derived])
+        if cache:
+            prepared = prepared.persist()
         try:
             raw = self._run(prepared, name, checks, SUMMARY, docs=True)
             results = {r.expectation_config.meta["check"]: _result(by_key, r) for r in raw}
@@ -150,7 +157,8 @@ class Validator:
                     rows = item.result.get("unexpected_index_list") or []
                     found.failing = [{k: row.get(k) for k in key} for row in rows]
         finally:
-            prepared.unpersist()
+            if cache:
+                prepared.unpersist()
         return [results[check.key] for check in checks]
 
     def build_docs(self) -> Path:
