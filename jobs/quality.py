@@ -143,14 +143,19 @@ LEDGER_SCHEMA = (
 )
 
 
-def _reconcile(frame: DataFrame, rejected: DataFrame) -> list[tuple[str, int, int, int]]:
-    """Per file: bronze rows, rows passed (not quarantined), rows quarantined; they must add up."""
+def _reconcile(frame: DataFrame, rejected: DataFrame | None) -> list[tuple[str, int, int, int]]:
+    """Per file: bronze rows, rows passed (not quarantined), rows quarantined; they must add up.
+
+    ``rejected`` is None when no row failed a ``fail`` rule: every row passed.
+    """
     from pyspark.sql import functions as F
 
     total = {r[0]: r[1] for r in frame.groupBy("_source_file").count().collect()}
-    kept = frame.join(rejected.select(*BRONZE_KEY), BRONZE_KEY, "left_anti")
-    passed = {r[0]: r[1] for r in kept.groupBy("_source_file").count().collect()}
-    out = {r[0]: r[1] for r in rejected.groupBy("_source_file").agg(F.count("*")).collect()}
+    passed, out = dict(total), {}
+    if rejected is not None:
+        kept = frame.join(rejected.select(*BRONZE_KEY), BRONZE_KEY, "left_anti")
+        passed = {r[0]: r[1] for r in kept.groupBy("_source_file").count().collect()}
+        out = {r[0]: r[1] for r in rejected.groupBy("_source_file").agg(F.count("*")).collect()}
     rows = []
     for file, count in sorted(total.items()):
         good, bad = passed.get(file, 0), out.get(file, 0)
@@ -162,30 +167,33 @@ def _reconcile(frame: DataFrame, rejected: DataFrame) -> list[tuple[str, int, in
     return rows
 
 
-def _ingest_counts(spark: SparkSession, settings: Settings, name: str, batch: str) -> tuple:
-    """Rows read from the batch's files, and rows ingest quarantined as missing / invalid."""
+#: What ingest recorded for a (resource, batch): rows read, rows quarantined as missing a
+#: required value, rows quarantined as invalid.
+IngestTally = dict[tuple[str, str], tuple[int | None, int, int]]
+
+
+def ingest_tally(spark: SparkSession, settings: Settings, names: list[str]) -> IngestTally:
+    """Ingest's counts for every batch of ``names``: one read of its ledger and quarantine."""
     from pyspark.sql import functions as F
 
     from jobs.ingest import LEDGER as INGEST_LEDGER
     from jobs.ingest import QUARANTINE
 
-    delivered = None
+    tally: dict[tuple[str, str], list[Any]] = {}
     if tables.exists(spark, settings, INGEST_LEDGER):
         ledger = tables.read(spark, settings, INGEST_LEDGER).where(
-            (F.col("resource") == name) & (F.col("batch_id") == batch)
-            & (F.col("status") == "succeeded")
-        )  # fmt: skip
-        delivered = ledger.agg(F.sum("rows_read")).collect()[0][0]
-    missing = invalid = 0
-    if tables.exists(spark, settings, QUARANTINE):
-        rejected = tables.read(spark, settings, QUARANTINE).where(
-            (F.col("_resource") == name) & (F.col("_batch_id") == batch)
+            F.col("resource").isin(*names) & (F.col("status") == "succeeded")
         )
+        for row in ledger.groupBy("resource", "batch_id").agg(F.sum("rows_read")).collect():
+            tally[(row[0], row[1])] = [row[2], 0, 0]
+    if tables.exists(spark, settings, QUARANTINE):
+        rejected = tables.read(spark, settings, QUARANTINE).where(F.col("_resource").isin(*names))
         lacks = F.exists("problems", lambda p: p["rule_id"].isin(*MISSING_RULES))
-        counted = rejected.groupBy(lacks.alias("missing")).count().collect()
-        by_kind = {row["missing"]: row["count"] for row in counted}
-        missing, invalid = by_kind.get(True, 0), by_kind.get(False, 0)
-    return delivered, missing, invalid
+        counted = rejected.groupBy("_resource", "_batch_id", lacks.alias("missing")).count()
+        for row in counted.collect():
+            entry = tally.setdefault((row[0], row[1]), [None, 0, 0])
+            entry[1 if row["missing"] else 2] += row["count"]
+    return {key: (value[0], value[1], value[2]) for key, value in tally.items()}
 
 
 def _unexpected(results: list[CheckResult], family: str) -> int:
@@ -194,12 +202,12 @@ def _unexpected(results: list[CheckResult], family: str) -> int:
 
 def bronze_score(
     spark: SparkSession, settings: Settings, name: str, batch: str, checked: int,
-    results: list[CheckResult], now: dt.datetime,
+    results: list[CheckResult], now: dt.datetime, tally: IngestTally,
 ) -> Score:  # fmt: skip
     from pyspark.sql import functions as F
 
     resource = load_resources()[name]
-    delivered, missing, invalid = _ingest_counts(spark, settings, name, batch)
+    delivered, missing, invalid = tally.get((name, batch), (None, 0, 0))
     latest = tables.read(spark, settings, name).agg(F.max("_ingested_at")).collect()[0][0]
     age = (now - latest).total_seconds() / 86400 if latest else float("inf")
     counts = Counts(
@@ -216,7 +224,7 @@ def bronze_score(
 
 def validate_bronze(
     spark: SparkSession, settings: Settings, name: str, batch: str, run: QualityRun,
-    as_of: dt.date, now: dt.datetime,
+    as_of: dt.date, now: dt.datetime, tally: IngestTally | None = None,
 ) -> None:  # fmt: skip
     """Check one bronze batch; quarantine its failing rows once; ledger, result, score."""
     from pyspark.sql import functions as F
@@ -230,18 +238,23 @@ def validate_bronze(
                                                      cache=False)  # fmt: skip
     lineage = {"_source_id": None, "_resource": name, "_source_file": None, "_batch_id": batch,
                "_row_number": None, "_ingested_at": None, "_run_id": run.run_id}  # fmt: skip
-    rejected = quarantine_rows(spark, frame, results, BRONZE_KEY, resource.element_names,
-                               lineage).localCheckpoint()  # fmt: skip
-    files = _reconcile(frame, rejected)
+    rejected = None
     # Keyed by resource and batch: a rerun (datong quality) reports again, quarantines once.
     transaction = f"quality:{name}:{batch}"
-    tables.append(rejected, settings, REJECTED, transaction)
+    if any(r.failing for r in results):  # else nothing to quarantine, and no empty commit
+        rejected = quarantine_rows(spark, frame, results, BRONZE_KEY, resource.element_names,
+                                   lineage).localCheckpoint()  # fmt: skip
+    files = _reconcile(frame, rejected)
+    if rejected is not None:
+        tables.append(rejected, settings, REJECTED, transaction)
     ledger = [(run.run_id, name, batch, f, n, good, bad, now) for f, n, good, bad in files]
     tables.append(spark.createDataFrame(ledger, LEDGER_SCHEMA), settings, LEDGER, transaction)
     run.results[name] = results
     run.quarantined[name] = sum(bad for *_, bad in files)
     checked = sum(n for _, n, _, _ in files)
-    run.scores[name] = bronze_score(spark, settings, name, batch, checked, results, now)
+    if tally is None:
+        tally = ingest_tally(spark, settings, [name])
+    run.scores[name] = bronze_score(spark, settings, name, batch, checked, results, now, tally)
 
 
 def validate_gold(
@@ -260,8 +273,9 @@ def validate_gold(
                "_batch_id": run.run_id, "_row_number": None, "_ingested_at": now,
                "_run_id": run.run_id}  # fmt: skip
     columns = [c for c in frame.columns if not c.startswith("_")]
-    rejected = quarantine_rows(spark, frame, results, key, columns, lineage)
-    tables.append(rejected, settings, REJECTED, f"quality:{name}:{run.run_id}")
+    if any(r.failing for r in results):
+        rejected = quarantine_rows(spark, frame, results, key, columns, lineage)
+        tables.append(rejected, settings, REJECTED, f"quality:{name}:{run.run_id}")
     run.results[name] = results
     run.quarantined[name] = sum(len(r.failing) for r in results)
     run.gates[name] = gate_of(name, results, run.run_id, now)
@@ -316,15 +330,16 @@ def run(
     now = dt.datetime.now()
     as_of = as_of or now.date()
     result = QualityRun(uuid.uuid4().hex)
-    for name in names or tables_checked():
-        if not tables.exists(spark, settings, name):
-            continue
+    present = [n for n in names or tables_checked() if tables.exists(spark, settings, n)]
+    bronze = [n for n in present if n not in GOLD_KEYS]
+    tally = ingest_tally(spark, settings, bronze) if bronze else {}
+    for name in present:
         if name in GOLD_KEYS:
             validate_gold(spark, settings, name, result, as_of, now)
             continue
         wanted = (batches or {}).get(name) or [latest_batch(spark, settings, name)]
         for batch in sorted(b for b in wanted if b):
-            validate_bronze(spark, settings, name, batch, result, as_of, now)
+            validate_bronze(spark, settings, name, batch, result, as_of, now, tally)
     write_run(spark, settings, result, now)
     result.docs = str(validator(docs_dir(settings)).build_docs())
     if register:
