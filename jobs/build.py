@@ -24,6 +24,7 @@ from datong import tables
 from datong.contracts import load_resources
 from datong.settings import Settings, load_settings
 from jobs import credit, geo, golden, legal_person, license, materials, population, silver
+from jobs.affected import Affected
 from jobs.quality import quality_rejected_keys
 from quality.checks import BRONZE_KEY
 
@@ -100,8 +101,25 @@ def _reset(settings: Settings, names: list[str]) -> None:
         remove_table(settings, name)
 
 
-def _view_subjects(view: DataFrame, key: str, affected: DataFrame) -> DataFrame:
-    return view.join(affected, key, "left_semi")
+def _view_subjects(view: DataFrame, key: str, subjects: Affected) -> DataFrame:
+    return view.join(subjects.named(key), key, "left_semi")
+
+
+def _silver_frames(
+    spark: SparkSession, settings: Settings, library: str, rules: golden.LibraryRules
+) -> dict[str, DataFrame]:
+    """The library's silver tables by name; an empty one for a source not delivered yet."""
+    resources = load_resources()
+    frames = {}
+    for source in rules.sources.values():
+        if tables.exists(spark, settings, source.table):
+            frames[source.table] = tables.read(spark, settings, source.table)
+        else:
+            # A source that has delivered nothing yet contributes nothing, and says so.
+            log.warning("%s: %s has no data yet", library, source.table)
+            bronze_name = "bronze." + source.table.split(".", 1)[1]
+            frames[source.table] = silver.empty(spark, resources[bronze_name])
+    return frames
 
 
 def build_library(
@@ -132,29 +150,32 @@ def build_library(
     result.affected = affected.count()
     if result.affected == 0:
         return result
-    resources = load_resources()
-    silver_frames = {}
-    for source in rules.sources.values():
-        if tables.exists(spark, settings, source.table):
-            silver_frames[source.table] = tables.read(spark, settings, source.table)
-        else:
-            # A source that has delivered nothing yet contributes nothing, and says so.
-            log.warning("%s: %s has no data yet", library, source.table)
-            bronze_name = "bronze." + source.table.split(".", 1)[1]
-            silver_frames[source.table] = silver.empty(spark, resources[bronze_name])
+    subjects = Affected(affected, key, result.affected)
+    silver_frames = _silver_frames(spark, settings, library, rules)
+    if subjects.few:
+        # An incremental batch: only the silver rows that can become the affected subjects'
+        # are read, once each; every view and check below then works on those few rows.
+        silver_frames = {
+            table: frame.localCheckpoint()
+            for table, frame in module.rows_for(silver_frames, subjects).items()
+        }
     if library == "legal_person":
         all_views = module.views(silver_frames, rules.registries)
     else:
         all_views = module.views(silver_frames)
-    views = {name: _view_subjects(v, key, affected) for name, v in all_views.items()}
+    views = {name: _view_subjects(v, key, subjects) for name, v in all_views.items()}
     facts = golden.facts(views, rules).localCheckpoint()
     chosen = golden.choose(facts, rules)
     subject_keys = golden.subjects(views, rules).localCheckpoint()
     gold = golden.golden(chosen, subject_keys, rules)
     if library == "legal_person" and tables.exists(spark, settings, "population.person"):
-        people = tables.read(spark, settings, "population.person").select(
-            F.col("person_id").alias("legal_representative_id"),
-            F.lit(True).alias("legal_representative_linked"),
+        representatives = gold.select("legal_representative_id").distinct()
+        people = (
+            tables.read(spark, settings, "population.person")
+            .select(F.col("person_id").alias("legal_representative_id"))
+            # The affected entities' representatives only: no larger than the entities.
+            .join(subjects.hinted(representatives), "legal_representative_id", "left_semi")
+            .select("legal_representative_id", F.lit(True).alias("legal_representative_linked"))
         )
         gold = gold.join(people, "legal_representative_id", "left").select(
             *[c for c in gold.columns],

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from jobs.affected import rows_naming
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
+    from jobs.affected import Affected
 
 LIBRARY = "legal_person"
 KEY = "credit_code"
 OPERATING, CLOSED = "存续", "注销"
+#: Columns of each silver table that name a subject; a view's ``credit_code`` is one of them.
 SUBJECT_COLUMNS = {
     "silver.enterprise_registration": ["credit_code"],
     "silver.public_institution": ["credit_code"],
@@ -102,3 +107,8 @@ def views(silver: dict[str, DataFrame], registries: dict[str, str]) -> dict[str,
         registry = part if registry is None else registry.unionByName(part)
     assert registry is not None, "legal_person.yaml declares no registry"
     return {"registry": registry, "tax": tax(silver["silver.enterprise_taxpayer"])}
+
+
+def rows_for(silver: dict[str, DataFrame], affected: Affected) -> dict[str, DataFrame]:
+    """The silver rows the affected legal persons' views are built from: those naming them."""
+    return {t: rows_naming(frame, SUBJECT_COLUMNS[t], affected) for t, frame in silver.items()}

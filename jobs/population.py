@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from jobs.affected import rows_naming
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
+    from jobs.affected import Affected
 
 LIBRARY = "population"
 KEY = "person_id"
 HEAD, SPOUSE = "02", "10"  # GB/T 4761: 户主, 配偶
 MARRIED, DIVORCED = "20", "40"  # GB/T 2261.2
-#: Columns of each silver table that name a subject: a change there affects those persons.
+#: Columns of each silver table that name a subject: a change there affects those persons,
+#: and a view's ``person_id`` is always one of them (``rows_for`` relies on it).
 SUBJECT_COLUMNS = {
     "silver.household_register": ["person_id"],
     "silver.death_registration": ["person_id"],
@@ -128,6 +133,30 @@ VIEWS = {
 def views(silver: dict[str, DataFrame]) -> dict[str, DataFrame]:
     """Every view, from the silver tables by name."""
     return {name: build(silver[table]) for name, (table, build) in VIEWS.items()}
+
+
+REGISTER = "silver.household_register"
+
+
+def rows_for(silver: dict[str, DataFrame], affected: Affected) -> dict[str, DataFrame]:
+    """The silver rows the affected persons' views are built from, by table.
+
+    The rows naming an affected person in a ``SUBJECT_COLUMNS`` column; in the household
+    register also every row of an affected person's household, since the head's and the
+    spouse's rows give each other's spouse (``household``).
+    """
+    from pyspark.sql import functions as F
+
+    out = {t: rows_naming(frame, SUBJECT_COLUMNS[t], affected) for t, frame in silver.items()}
+    own = out[REGISTER]
+    households = own.where(F.col("household_id").isNotNull()).select("household_id").distinct()
+    # A row without a household joins no other member: only the person's own row counts.
+    out[REGISTER] = (
+        silver[REGISTER]
+        .join(affected.hinted(households), "household_id", "left_semi")
+        .unionByName(own.where(F.col("household_id").isNull()))
+    )
+    return out
 
 
 def relationships(person: DataFrame) -> DataFrame:

@@ -160,3 +160,121 @@ def test_golden_rows_merge_into_the_lake_and_read_through_trino(views, spark, pl
             password=UNGRANTED_PASSWORD,
         )
     assert tables.read(spark, settings, name).count() == 2
+
+
+# ---- an incremental batch reads only the affected subjects' silver rows ---------------------
+
+T1 = dt.datetime(2026, 1, 1, 9)
+
+
+def _silver(spark, table: str, rows: list[dict]):
+    """A silver table of ``table``'s contract with ``rows`` (unnamed columns null)."""
+    from datong.contracts import load_resources
+    from jobs import silver
+
+    schema = silver.empty(spark, load_resources()["bronze." + table.split(".", 1)[1]]).schema
+    return spark.createDataFrame([tuple(r.get(f.name) for f in schema) for r in rows], schema)
+
+
+def _affected(spark, keys: list[str], key: str):
+    from jobs.affected import Affected
+
+    return Affected(spark.createDataFrame([(k,) for k in keys], f"{key} string"), key, len(keys))
+
+
+def _same_views(module, silver: dict, affected, *args) -> set[str]:
+    """Views of the restricted silver equal the views of all of it, for the affected keys.
+
+    Returns the names of the views that have rows for them.
+    """
+    full = module.views(silver, *args)
+    restricted = module.views(module.rows_for(silver, affected), *args)
+    assert set(full) == set(restricted)
+    seen = set()
+    for name in full:
+
+        def rows(view):
+            picked = view.join(affected.named(affected.key), affected.key, "left_semi")
+            return sorted((tuple(r) for r in picked.collect()), key=repr)
+
+        expected = rows(full[name])
+        assert rows(restricted[name]) == expected, name
+        seen |= {name} if expected else set()
+    return seen
+
+
+@pytest.fixture()
+def population_silver(spark):
+    def person(pid, household, relation, marital="20", **extra):
+        return {"person_id": pid, "name": "人" + pid, "household_id": household,
+                "relation_to_head": relation, "marital_status": marital, "update_time": T1,
+                **extra}  # fmt: skip
+
+    register = [
+        person("A", "H1", "02"), person("B", "H1", "10"), person("C", "H1", "20", "10"),
+        person("D", "H2", "02"), person("E", None, "02", "10"),
+        person("G", "H3", "02", cancellation_reason="死亡", cancellation_date=D2),
+    ]  # fmt: skip
+    marriage = [
+        {"registration_no": "M1", "registration_type": "结婚", "male_id": "A", "female_id": "B",
+         "registration_date": D1},
+        {"registration_no": "M2", "registration_type": "结婚", "male_id": "D", "female_id": "F",
+         "registration_date": D1},
+        {"registration_no": "M3", "registration_type": "离婚", "male_id": "E", "female_id": "B",
+         "registration_date": D2},
+    ]  # fmt: skip
+    one = {"silver.death_registration": [{"registration_no": "X1", "person_id": "C",
+                                          "death_date": D2, "registration_date": D2}],
+           "silver.social_insurance": [{"person_id": p, "insurance_type": "110",
+                                        "status": "1", "update_time": T1} for p in "BDE"],
+           "silver.student_enrollment": [{"person_id": "C", "stage": "小学",
+                                          "enrollment_date": D1}],
+           "silver.natural_person_taxpayer": [{"person_id": p, "tax_status": "正常",
+                                               "update_time": T1} for p in "AEG"]}  # fmt: skip
+    rows = {"silver.household_register": register, "silver.marriage_registration": marriage}
+    return {t: _silver(spark, t, r) for t, r in {**rows, **one}.items()}
+
+
+@pytest.mark.parametrize("keys", [["B", "F", "E"], ["A", "C", "D"], ["G", "B", "D", "F"]])
+def test_population_views_need_only_the_affected_persons_rows(spark, population_silver, keys):
+    """A spouse comes from the household's other rows, a partner from either side of 民政."""
+    from jobs import population
+
+    affected = _affected(spark, keys, "person_id")
+    restricted = population.rows_for(population_silver, affected)
+    register = restricted["silver.household_register"].collect()
+    # Only the affected persons' households are read, each row once.
+    assert len(register) == len({r["person_id"] for r in register})
+    seen = _same_views(population, population_silver, affected)
+    assert {"household", "marriage"} <= seen, "the test would prove nothing"
+
+
+def test_legal_person_views_need_only_the_affected_entities_rows(spark):
+    from jobs import golden, legal_person
+
+    def entity(code, **extra):
+        return {"credit_code": code, "name": "单位" + code, "status": "存续",
+                "establish_date": D1, "update_time": T1, **extra}  # fmt: skip
+
+    silver = {
+        "silver.enterprise_registration": [entity("91A"), entity("91B"), entity("12X")],
+        "silver.public_institution": [entity("12C"), entity("12D")],
+        "silver.social_organization": [entity("51E"), entity("91A")],
+        "silver.enterprise_taxpayer": [entity("91A", tax_status="正常"), entity("51E")],
+    }
+    frames = {t: _silver(spark, t, rows) for t, rows in silver.items()}
+    affected = _affected(spark, ["91A", "12C", "51E"], "credit_code")
+    registries = golden.load_rules("legal_person").registries
+    assert _same_views(legal_person, frames, affected, registries) == {"registry", "tax"}
+
+
+def test_rows_naming_two_affected_subjects_keeps_the_row_once(spark):
+    from jobs.affected import rows_naming
+
+    marriage = _silver(spark, "silver.marriage_registration", [
+        {"registration_no": "M1", "male_id": "A", "female_id": "B"},
+        {"registration_no": "M2", "male_id": "C", "female_id": None},
+        {"registration_no": "M3", "male_id": None, "female_id": "A"},
+    ])  # fmt: skip
+    rows = rows_naming(marriage, ["male_id", "female_id"], _affected(spark, ["A", "B"], "x"))
+    assert sorted(r["registration_no"] for r in rows.collect()) == ["M1", "M3"]
