@@ -201,7 +201,9 @@ def build_library(
         result.source_rows[name] = rows
     current = gold.drop(golden.VERSION_HASH)
     golden.merge_subjects(spark, settings, rules.table, key, affected, current)
-    golden.merge_history(spark, settings, rules.table + "_history", key, gold)
+    # A few subjects: their open versions only are read, by a broadcast of their keys.
+    history_keys = F.broadcast(gold.select(key)) if subjects.few else None
+    golden.merge_history(spark, settings, rules.table + "_history", key, gold, history_keys)
     subject_affected = affected.withColumnRenamed(key, "subject")
     golden.replace_for_subjects(
         spark, settings, rules.schema("conflict"), "subject", subject_affected, conflict_rows

@@ -379,9 +379,18 @@ def replace_for_subjects(
 
 
 def merge_history(
-    spark: SparkSession, settings: Settings, name: str, key: str, current: DataFrame
+    spark: SparkSession,
+    settings: Settings,
+    name: str,
+    key: str,
+    current: DataFrame,
+    keys: DataFrame | None = None,
 ) -> None:
-    """Type-2 history: a changed subject's open version closes where the new one starts."""
+    """Type-2 history: a changed subject's open version closes where the new one starts.
+
+    ``keys``, the keys of ``current`` (broadcast if few), keeps the open versions read to
+    those subjects'.
+    """
     from pyspark.sql import functions as F
 
     versions = current.withColumn(VALID_TO, F.lit(None).cast("date"))
@@ -393,6 +402,9 @@ def merge_history(
         .where(F.col(VALID_TO).isNull())
         .select(key, F.col(VERSION_HASH).alias("_open_hash"))
     )
+    if keys is not None:
+        # Only the current subjects' open versions can join them below.
+        open_versions = open_versions.join(keys, key, "left_semi")
     joined = versions.join(open_versions, key, "left")
     changed = joined.where(
         F.col("_open_hash").isNull() | (F.col("_open_hash") != F.col(VERSION_HASH))
