@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from datong import tables
+from jobs.affected import BROADCAST_KEYS
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -101,17 +102,23 @@ def merge_batch(
         return SilverResult(name, bronze_rows, upserted, bronze_rows - upserted, latest)
     current = tables.read(spark, settings, name)
     old = current.select(*keys, F.col(CONTENT_HASH).alias("_old_hash"))
+    few = upserted <= BROADCAST_KEYS
+    if few:
+        # A small batch: its keys are broadcast and silver filtered by them, not shuffled.
+        old = old.join(F.broadcast(latest.select(*keys)), keys, "left_semi")
     changed_keys = (
         latest.join(old, keys, "left")
         .where(F.col("_old_hash").isNull() | (F.col("_old_hash") != F.col(CONTENT_HASH)))
         .select(*keys)
+        .localCheckpoint()
     )
+    wanted = F.broadcast(changed_keys) if few else changed_keys
     # The changed rows as they were and as they are (a corrected ID affects both persons),
     # materialised before the MERGE rewrites the old ones.
     changed = (
         latest.join(changed_keys, keys, "left_semi")
         .select(*columns)
-        .unionByName(current.join(changed_keys, keys, "left_semi").select(*columns))
+        .unionByName(current.join(wanted, keys, "left_semi").select(*columns))
         .localCheckpoint()
     )
     condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
