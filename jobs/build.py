@@ -336,8 +336,13 @@ def build(
         if not tables.exists(spark, settings, name):
             continue
         bronze = tables.read(spark, settings, name)
-        done = [f for b, f in consumed if b == name]
-        new = bronze.where(~F.col("_source_file").isin(done)) if done else bronze
+        done = {f for b, f in consumed if b == name}
+        files = {r["_source_file"] for r in bronze.select("_source_file").distinct().collect()}
+        if not files - done:
+            continue
+        # Named, not excluded: an ingest writes one source file's rows, so the file statistics
+        # let Delta skip the files of batches built already instead of reading their rows.
+        new = bronze.where(F.col("_source_file").isin(sorted(files - done)))
         # Rows the quality suite quarantined (a failed ``fail`` rule) never reach silver.
         rejected = quality_rejected_keys(spark, settings, name)
         if rejected is not None:
