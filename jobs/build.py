@@ -146,12 +146,14 @@ def build_library(
     affected = parts[0]
     for part in parts[1:]:
         affected = affected.unionByName(part)
-    affected = affected.where(F.col(key).isNotNull()).distinct().localCheckpoint()
+    affected = affected.where(F.col(key).isNotNull()).distinct()
+    silver_frames = _silver_frames(spark, settings, library, rules)
+    # Subjects whose views read other subjects' rows (a household's members) come together.
+    affected = module.closure(silver_frames, changed, affected).localCheckpoint()
     result.affected = affected.count()
     if result.affected == 0:
         return result
     subjects = Affected(affected, key, result.affected)
-    silver_frames = _silver_frames(spark, settings, library, rules)
     if subjects.few:
         # An incremental batch: only the silver rows that can become the affected subjects'
         # are read, once each; every view and check below then works on those few rows.

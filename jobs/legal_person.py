@@ -109,6 +109,13 @@ def views(silver: dict[str, DataFrame], registries: dict[str, str]) -> dict[str,
     return {"registry": registry, "tax": tax(silver["silver.enterprise_taxpayer"])}
 
 
+def closure(
+    silver: dict[str, DataFrame], changed: dict[str, DataFrame], affected: DataFrame
+) -> DataFrame:
+    """The affected legal persons: an entity's views read only rows naming it."""
+    return affected
+
+
 def rows_for(silver: dict[str, DataFrame], affected: Affected) -> dict[str, DataFrame]:
     """The silver rows the affected legal persons' views are built from: those naming them."""
     return {t: rows_naming(frame, SUBJECT_COLUMNS[t], affected) for t, frame in silver.items()}

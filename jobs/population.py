@@ -138,25 +138,34 @@ def views(silver: dict[str, DataFrame]) -> dict[str, DataFrame]:
 REGISTER = "silver.household_register"
 
 
-def rows_for(silver: dict[str, DataFrame], affected: Affected) -> dict[str, DataFrame]:
-    """The silver rows the affected persons' views are built from, by table.
+def closure(
+    silver: dict[str, DataFrame], changed: dict[str, DataFrame], affected: DataFrame
+) -> DataFrame:
+    """The affected persons and everyone in a household with one of them, before or after.
 
-    The rows naming an affected person in a ``SUBJECT_COLUMNS`` column; in the household
-    register also every row of an affected person's household, since the head's and the
-    spouse's rows give each other's spouse (``household``).
+    A member's views read the other members' rows: the head's and the spouse's rows give each
+    other's spouse (``household``) and a member's relationship is to the head
+    (``relationships``). A changed register row (as it was and as it is, in ``changed``) so
+    also affects the households it leaves and joins.
     """
     from pyspark.sql import functions as F
 
-    out = {t: rows_naming(frame, SUBJECT_COLUMNS[t], affected) for t, frame in silver.items()}
-    own = out[REGISTER]
-    households = own.where(F.col("household_id").isNotNull()).select("household_id").distinct()
-    # A row without a household joins no other member: only the person's own row counts.
-    out[REGISTER] = (
-        silver[REGISTER]
-        .join(affected.hinted(households), "household_id", "left_semi")
-        .unionByName(own.where(F.col("household_id").isNull()))
-    )
-    return out
+    register = silver[REGISTER]
+    households = register.join(affected, KEY, "left_semi").select("household_id")
+    if REGISTER in changed:
+        households = households.unionByName(changed[REGISTER].select("household_id"))
+    households = households.where(F.col("household_id").isNotNull()).distinct()
+    members = register.join(households, "household_id", "left_semi").select(KEY)
+    return affected.unionByName(members).distinct()
+
+
+def rows_for(silver: dict[str, DataFrame], affected: Affected) -> dict[str, DataFrame]:
+    """The silver rows the affected persons' views are built from, by table: those naming one.
+
+    ``affected`` is closed under households (``closure``), so a member's household rows are
+    all among them.
+    """
+    return {t: rows_naming(frame, SUBJECT_COLUMNS[t], affected) for t, frame in silver.items()}
 
 
 def relationships(person: DataFrame) -> DataFrame:

@@ -165,6 +165,7 @@ def test_golden_rows_merge_into_the_lake_and_read_through_trino(views, spark, pl
 # ---- an incremental batch reads only the affected subjects' silver rows ---------------------
 
 T1 = dt.datetime(2026, 1, 1, 9)
+T2, T3 = dt.datetime(2026, 2, 1, 9), dt.datetime(2026, 3, 1, 9)
 
 
 def _silver(spark, table: str, rows: list[dict]):
@@ -235,12 +236,25 @@ def population_silver(spark):
     return {t: _silver(spark, t, r) for t, r in {**rows, **one}.items()}
 
 
-@pytest.mark.parametrize("keys", [["B", "F", "E"], ["A", "C", "D"], ["G", "B", "D", "F"]])
-def test_population_views_need_only_the_affected_persons_rows(spark, population_silver, keys):
+@pytest.mark.parametrize(
+    ("keys", "closed"),
+    [
+        # B's household H1 brings its head A and child C; F and E have no household row.
+        (["B", "F", "E"], "ABCEF"),
+        (["A", "C", "D"], "ABCD"),
+        (["G", "B", "D", "F"], "ABCDFG"),
+    ],
+)
+def test_population_views_need_only_the_affected_persons_rows(
+    spark, population_silver, keys, closed
+):
     """A spouse comes from the household's other rows, a partner from either side of 民政."""
     from jobs import population
 
-    affected = _affected(spark, keys, "person_id")
+    frame = spark.createDataFrame([(k,) for k in keys], "person_id string")
+    members = population.closure(population_silver, {}, frame).collect()
+    assert sorted(r["person_id"] for r in members) == list(closed)
+    affected = _affected(spark, list(closed), "person_id")
     restricted = population.rows_for(population_silver, affected)
     register = restricted["silver.household_register"].collect()
     # Only the affected persons' households are read, each row once.
@@ -278,3 +292,80 @@ def test_rows_naming_two_affected_subjects_keeps_the_row_once(spark):
     ])  # fmt: skip
     rows = rows_naming(marriage, ["male_id", "female_id"], _affected(spark, ["A", "B"], "x"))
     assert sorted(r["registration_no"] for r in rows.collect()) == ["M1", "M3"]
+
+
+# ---- a batch rebuilds every member of a household it touches ---------------------------------
+
+
+def _bronze(spark, table: str, rows: list[dict], batch: str):
+    """Bronze rows of ``table``'s contract, delivered in ``batch`` (unnamed columns null)."""
+    from pyspark.sql import functions as F
+
+    frame = _silver(spark, table, rows).drop("_content_hash")
+    return frame.withColumns({"_batch_id": F.lit(batch), "_source_file": F.lit(batch + ".csv")})
+
+
+def _deliver(spark, settings, batch: str, deliveries: dict[str, list[dict]]):
+    """What ``jobs.build.build`` does with one batch: MERGE into silver, rebuild the persons."""
+    from datong.contracts import load_resources
+    from jobs import build, silver
+
+    resources = load_resources()
+    changed = {}
+    for table, rows in deliveries.items():
+        bronze = _bronze(spark, table, rows, batch)
+        merged = silver.merge_batch(spark, settings, resources["bronze." + table[7:]], bronze)
+        changed[merged.table] = merged.changed
+    return build.build_library(spark, settings, "population", batch, changed)
+
+
+def _member(pid, household, relation, **extra):
+    return {"person_id": pid, "name": "人" + pid, "gender": "1", "birth_date": D1,
+            "household_id": household, "relation_to_head": relation, "marital_status": "20",
+            "division_code": "420102", "update_time": T1, **extra}  # fmt: skip
+
+
+@pytest.fixture()
+def household_lake(tmp_path, s3_test_settings):
+    from tests.conftest import make_settings
+
+    return make_settings(tmp_path, "file", s3_test_settings)
+
+
+def test_a_batch_rebuilds_the_households_it_touches(spark, household_lake):
+    """The spouse's spouse and a member's head come from other members' rows."""
+    from datong import tables
+
+    settings = household_lake
+    register = "silver.household_register"
+    # Batch 1: the spouse S and the child C of household H1 are registered; its head is not.
+    _deliver(spark, settings, "b1", {register: [
+        _member("S", "H1", "10"), _member("C", "H1", "20", marital_status="10"),
+    ]})  # fmt: skip
+    # Batch 2: the head H is registered; nothing else about S or C is delivered.
+    _deliver(spark, settings, "b2", {register: [_member("H", "H1", "02", update_time=T2)]})
+
+    def state():
+        person = {
+            r["person_id"]: r["spouse_id"]
+            for r in tables.read(spark, settings, "population.person").collect()
+        }
+        related = {
+            (r["person_id"], r["related_id"], r["relation"])
+            for r in tables.read(spark, settings, "population.relationship").collect()
+        }
+        return person, related
+
+    person, related = state()
+    assert person == {"H": "S", "S": "H", "C": None}
+    assert related == {("S", "H", "10"), ("C", "H", "20"), ("H", "S", "10")}
+    # Batch 3: only 税务 says something about C; C's relationship to the head H stays.
+    _deliver(spark, settings, "b3", {"silver.natural_person_taxpayer": [
+        {"person_id": "C", "name": "人C", "tax_status": "正常", "update_time": T2},
+    ]})  # fmt: skip
+    assert state()[1] == related
+    # Batch 4: the head moves to a household of his own; H1 is left without a head.
+    _deliver(spark, settings, "b4", {register: [_member("H", "H9", "02", update_time=T3)]})
+    person, related = state()
+    assert person == {"H": None, "S": None, "C": None}
+    assert related == set()
