@@ -2,7 +2,7 @@
 
 A base library's views are computed per subject, so the views of a few subjects need only
 the silver rows that can end up keyed by them. Reading silver through those keys before the
-views (their joins, windows and the long form) makes an incremental batch cost about what it
+views (their joins, windows and groupings) makes an incremental batch cost about what it
 changes. Each library says which rows those are (``rows_for`` in ``jobs.population`` and
 ``jobs.legal_person``); ``jobs.build`` still restricts every view to the affected subjects
 afterwards, so a row read in excess changes nothing.

@@ -6,7 +6,7 @@ A library declares in ``schemas/libraries/<library>.yaml`` which sources give ea
 last confirmed the row) and one column per attribute it knows. From there everything is
 generic and pure:
 
-- ``facts``: the views in long form, one row per (subject, attribute, source);
+- ``facts``: per subject, the latest value of each (source, attribute), in wide form;
 - ``choose``: per subject and attribute, the value of the most authoritative source that
   has one, with that source and its confirmation date (provenance);
 - ``golden``: the chosen values as one typed row per subject, plus ``_provenance``;
@@ -116,60 +116,77 @@ def load_rules(library: str) -> LibraryRules:
 # ---- pure transforms -------------------------------------------------------------------
 
 
+def _fact(source: str, attribute: str) -> str:
+    return f"_fact__{source}__{attribute}"
+
+
+def _chosen(attribute: str) -> str:
+    return f"_chosen__{attribute}"
+
+
+_CHOSEN_TYPE = "struct<value:string,source:string,confirmed_at:date>"
+
+
 def facts(views: dict[str, DataFrame], rules: LibraryRules) -> DataFrame:
-    """(key, attribute, source, value, confirmed_at): the latest row per key and source."""
-    from pyspark.sql import Window
+    """One row per key: per (source, attribute) the latest value, as ``value, confirmed_at``.
+
+    The latest row of a source wins for each attribute (newest ``confirmed_at``, then the
+    smallest value), nulls included: a source whose latest row has no value gives none.
+    Wide, one column per (source, attribute): each view is grouped by key once and the
+    groups joined by key, so no (subject, attribute, source) long form is ever shuffled.
+    """
     from pyspark.sql import functions as F
 
     key = rules.key
-    parts = []
+    wide = None
     for source, view in views.items():
-        for attribute in rules.attributes.values():
-            if source not in (*attribute.sources, *attribute.checks):
-                continue
-            if attribute.name not in view.columns:
-                continue
-            parts.append(
-                view.select(
-                    F.col(key),
-                    F.lit(attribute.name).alias("attribute"),
-                    F.lit(source).alias("source"),
-                    F.col(attribute.name).cast("string").alias("value"),
-                    F.col(CONFIRMED).cast("date").alias(CONFIRMED),
-                )
-            )
-    long = parts[0]
-    for part in parts[1:]:
-        long = long.unionByName(part)
-    window = Window.partitionBy(key, "attribute", "source").orderBy(
-        F.col(CONFIRMED).desc_nulls_last(), F.col("value").asc_nulls_last()
-    )
-    latest = long.where(F.col(key).isNotNull()).withColumn("_n", F.row_number().over(window))
-    return latest.where(F.col("_n") == 1).drop("_n")
-
-
-def _ranks(rules: LibraryRules, spark: SparkSession) -> DataFrame:
-    rows = [
-        (a.name, source, rank)
-        for a in rules.attributes.values()
-        for rank, source in enumerate(a.sources)
-    ]
-    return spark.createDataFrame(rows, "attribute string, source string, rank int")
+        known = [
+            a
+            for a in rules.attributes.values()
+            if source in (*a.sources, *a.checks) and a.name in view.columns
+        ]
+        if not known:
+            continue
+        confirmed = F.col(CONFIRMED).cast("date")
+        columns = []
+        for attribute in known:
+            value = F.col(attribute.name).cast("string")
+            # Smallest first: newest confirmation (nulls last), then smallest value (nulls last).
+            order = F.struct(confirmed.isNull(), -F.unix_date(confirmed), value.isNull(), value)
+            fact = F.struct(value.alias("value"), confirmed.alias(CONFIRMED))
+            columns.append(F.min_by(fact, order).alias(_fact(source, attribute.name)))
+        part = view.where(F.col(key).isNotNull()).groupBy(key).agg(*columns)
+        wide = part if wide is None else wide.join(part, key, "full")
+    if wide is None:
+        raise RulesError(f"{rules.library}: no view gives any attribute")
+    return wide
 
 
 def choose(fact_rows: DataFrame, rules: LibraryRules) -> DataFrame:
-    """Per (key, attribute): the value from the most authoritative source that has one."""
-    from pyspark.sql import Window
+    """The facts, and per attribute the value of the most authoritative source that has one.
+
+    Column ``_chosen__<attribute>``: ``value, source, confirmed_at`` (provenance), null where
+    no source has a value.
+    """
     from pyspark.sql import functions as F
 
-    ranks = F.broadcast(_ranks(rules, fact_rows.sparkSession))
-    window = Window.partitionBy(rules.key, "attribute").orderBy("rank")
-    ranked = fact_rows.where(F.col("value").isNotNull()).join(ranks, ["attribute", "source"])
-    return (
-        ranked.withColumn("_n", F.row_number().over(window))
-        .where(F.col("_n") == 1)
-        .select(rules.key, "attribute", "value", "source", CONFIRMED)
-    )
+    chosen = []
+    for attribute in rules.attributes.values():
+        options = []
+        for source in attribute.sources:
+            name = _fact(source, attribute.name)
+            if name not in fact_rows.columns:
+                continue
+            fact = F.col(name)
+            option = F.struct(
+                fact["value"].alias("value"),
+                F.lit(source).alias("source"),
+                fact[CONFIRMED].alias(CONFIRMED),
+            )
+            options.append(F.when(fact["value"].isNotNull(), option))
+        value = F.coalesce(*options) if options else F.lit(None).cast(_CHOSEN_TYPE)
+        chosen.append(value.alias(_chosen(attribute.name)))
+    return fact_rows.select("*", *chosen)
 
 
 def subjects(views: dict[str, DataFrame], rules: LibraryRules) -> DataFrame:
@@ -182,66 +199,69 @@ def golden(chosen: DataFrame, subject_keys: DataFrame, rules: LibraryRules) -> D
     from pyspark.sql import functions as F
 
     key = rules.key
-    columns = []
+    columns, entries = [], []
     for attribute in rules.attributes.values():
-        value = F.first(F.when(F.col("attribute") == attribute.name, F.col("value")), True)
+        pick = F.col(_chosen(attribute.name))
+        value = pick["value"]
         if attribute.type == "date":
             value = value.cast("date")
         elif attribute.type == "boolean":
             value = value.cast("boolean")
         columns.append(value.alias(attribute.name))
-    provenance = F.map_from_entries(
-        F.collect_list(
-            F.struct(
-                F.col("attribute"),
-                F.struct(F.col("source"), F.col(CONFIRMED).alias("confirmed_at")),
-            )
+        entry = F.struct(
+            F.lit(attribute.name).alias("attribute"),
+            F.struct(pick["source"].alias("source"), pick[CONFIRMED].alias("confirmed_at")),
         )
-    ).alias(PROVENANCE)
-    wide = chosen.join(subject_keys, key).groupBy(key).agg(*columns, provenance)
+        entries.append(F.when(pick.isNotNull(), entry))
+    present = F.filter(F.array(*entries), lambda item: item.isNotNull())
+    # No chosen value at all: no provenance (null), as for a subject without facts.
+    provenance = F.when(F.size(present) > 0, F.map_from_entries(present)).alias(PROVENANCE)
+    wide = chosen.select(key, *columns, provenance)
     # A subject with no attribute value at all still gets its row.
     return subject_keys.join(wide, key, "left").select(key, *rules.attributes, PROVENANCE)
 
 
 def conflicts(fact_rows: DataFrame, chosen: DataFrame, rules: LibraryRules) -> DataFrame:
-    """Checking sources that disagree with the chosen value (多源核验)."""
+    """Checking sources that disagree with the chosen value (多源核验).
+
+    ``chosen`` (from ``choose``) carries the facts too; ``fact_rows`` is accepted for the
+    order of the steps and not read again.
+    """
     from pyspark.sql import functions as F
 
     key = rules.key
-    spark = fact_rows.sparkSession
-    pairs = [
-        (a.name, c, rules.rule_text(a.name)) for a in rules.attributes.values() for c in a.checks
-    ]
-    if not pairs:
+    spark = chosen.sparkSession
+    found = []
+    for attribute in rules.attributes.values():
+        pick = F.col(_chosen(attribute.name))
+        for source in attribute.checks:
+            name = _fact(source, attribute.name)
+            if name not in chosen.columns:
+                continue
+            fact = F.col(name)
+            disagrees = (
+                fact["value"].isNotNull()
+                & pick.isNotNull()
+                & (fact["value"] != pick["value"])
+                & (pick["source"] != F.lit(source))
+            )
+            row = F.struct(
+                F.lit(attribute.name).alias("attribute"),
+                F.lit(source).alias("source"),
+                F.lit(rules.department(source)).alias("department"),
+                fact["value"].alias("value"),
+                pick["source"].alias("chosen_source"),
+                pick["value"].alias("chosen_value"),
+                F.lit(rules.rule_text(attribute.name)).alias("rule"),
+                F.least(fact[CONFIRMED], pick[CONFIRMED]).alias("first_seen"),
+                F.greatest(fact[CONFIRMED], pick[CONFIRMED]).alias("last_seen"),
+            )
+            found.append(F.when(disagrees, row))
+    if not found:
         return spark.createDataFrame([], _CONFLICT_SCHEMA)
-    checks = F.broadcast(
-        spark.createDataFrame(pairs, "attribute string, source string, rule string")
-    )
-    departments = F.create_map(
-        *[x for s in rules.sources for x in (F.lit(s), F.lit(rules.department(s)))]
-    )
-    checked = fact_rows.where(F.col("value").isNotNull()).join(checks, ["attribute", "source"])
-    picked = chosen.select(
-        key,
-        "attribute",
-        F.col("value").alias("chosen_value"),
-        F.col("source").alias("chosen_source"),
-        F.col(CONFIRMED).alias("chosen_confirmed_at"),
-    )
-    disagreeing = checked.join(picked, [key, "attribute"]).where(
-        (F.col("value") != F.col("chosen_value")) & (F.col("source") != F.col("chosen_source"))
-    )
-    return disagreeing.select(
-        F.col(key).alias("subject"),
-        "attribute",
-        "source",
-        F.element_at(departments, F.col("source")).alias("department"),
-        "value",
-        "chosen_source",
-        "chosen_value",
-        "rule",
-        F.least(F.col(CONFIRMED), F.col("chosen_confirmed_at")).alias("first_seen"),
-        F.greatest(F.col(CONFIRMED), F.col("chosen_confirmed_at")).alias("last_seen"),
+    disagreeing = F.filter(F.array(*found), lambda item: item.isNotNull())
+    return chosen.select(F.col(key).alias("subject"), F.explode(disagreeing).alias("_c")).select(
+        "subject", "_c.*"
     )
 
 
