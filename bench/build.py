@@ -150,7 +150,7 @@ def main() -> None:
     from datong.spark import spark_session
     from jobs.build import build
 
-    # At 1M persons the long form of the facts is ~25M rows: more memory, more partitions.
+    # At 1M persons the silver tables and their groupings want more memory and partitions.
     settings = Settings(
         state_dir=args.state,
         spark_master="local[2]",
