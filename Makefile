@@ -49,6 +49,7 @@ BENCH_DIR ?= .state/bench
 bench-scale: setup ## Generate BENCH_PERSONS persons, then the ingest and base-library benchmarks (~45 min at 1M)
 	test -d $(BENCH_DIR)/landing || $(RUN) datong generate --persons $(BENCH_PERSONS) --seed 1 --errors bench/error_rates.yaml --out $(BENCH_DIR)/landing
 	$(RUN) python -m bench.ingest --landing $(BENCH_DIR)/landing
+	$(RUN) --with deltalake python -m bench.delta_ceiling --landing $(BENCH_DIR)/landing
 	$(RUN) python -m bench.build --landing $(BENCH_DIR)/landing --state $(BENCH_DIR)/state
 
 up: ## Start the embedded services (Trino; SeaweedFS for s3:// roots)
