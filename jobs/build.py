@@ -333,7 +333,8 @@ def build(
     consumed = _consumed(spark, settings)
     result = BuildResult(ordered)
     pending: dict[str, DataFrame] = {}
-    batches: set[str] = set()
+    # (bronze, batch) → {source file: rows}, counted once per bronze table.
+    delivered: dict[tuple[str, str], dict[str, int]] = {}
     for name in bronze_names:
         if not tables.exists(spark, settings, name):
             continue
@@ -350,21 +351,26 @@ def build(
         if rejected is not None:
             new = new.join(rejected, BRONZE_KEY, "left_anti")
         pending[name] = new
-        batches |= {r["_batch_id"] for r in new.select("_batch_id").distinct().collect()}
-    for batch_id in sorted(batches):
+        # One job reads the new rows for the batches, their files and the rows of each.
+        for row in new.groupBy("_batch_id", "_source_file").count().collect():
+            files_rows = delivered.setdefault((name, row["_batch_id"]), {})
+            files_rows[row["_source_file"]] = row["count"]
+    for batch_id in sorted({batch for _, batch in delivered}):
         build_id = f"build:{batch_id}:{uuid.uuid4().hex[:12]}"
         changed: dict[str, DataFrame] = {}
         ledger_rows: list[tuple[Any, ...]] = []
         for name, new in pending.items():
-            rows = new.where(F.col("_batch_id") == batch_id)
-            files = [r["_source_file"] for r in rows.select("_source_file").distinct().collect()]
-            if not files:
+            files_rows = delivered.get((name, batch_id))
+            if not files_rows:
                 continue
-            merged = silver.merge_batch(spark, settings, resources[name], rows)
+            rows = new.where(F.col("_batch_id") == batch_id)
+            merged = silver.merge_batch(
+                spark, settings, resources[name], rows, sum(files_rows.values())
+            )
             result.silver.append(merged)
             changed[merged.table] = merged.changed
             now = dt.datetime.now()
-            for file in files:
+            for file in sorted(files_rows):
                 # Counts are per batch of the resource; each file of the batch carries them.
                 ledger_rows.append(
                     (build_id, name, file, batch_id, merged.bronze_rows, merged.upserted,

@@ -37,6 +37,8 @@ LIBRARIES_DIR = REPO_ROOT / "schemas" / "libraries"
 CONFIRMED = "confirmed_at"
 PROVENANCE = "_provenance"
 VALID_FROM, VALID_TO, VERSION_HASH = "valid_from", "valid_to", "_version_hash"
+#: A MERGE source's join column: a key to match target rows, or null to insert the row.
+MERGE_KEY = "_merge_key"
 REGISTRY = "registry"
 
 
@@ -386,16 +388,30 @@ def replace_for_subjects(
     affected: DataFrame,
     rows: DataFrame,
 ) -> None:
-    """Delete every row of the affected subjects in ``name``, then append ``rows``."""
-    if tables.exists(spark, settings, name):
-        (
-            _target(spark, settings, name)
-            .alias("t")
-            .merge(affected.select(key).distinct().alias("s"), f"t.`{key}` = s.`{key}`")
-            .whenMatchedDelete()
-            .execute()
+    """Delete every row of the affected subjects in ``name`` and insert ``rows``, one commit.
+
+    The MERGE's source is each affected key once, keyed, to delete the subject's rows, and
+    the new rows unkeyed (a subject has many rows), which match nothing and are inserted.
+    """
+    from pyspark.sql import functions as F
+
+    if not tables.exists(spark, settings, name):
+        tables.append(rows, settings, name)
+        return
+    markers = affected.select(F.col(key).alias(MERGE_KEY)).distinct()
+    staged = rows.withColumn(MERGE_KEY, F.lit(None).cast("string")).unionByName(
+        markers, allowMissingColumns=True
+    )
+    (
+        _target(spark, settings, name)
+        .alias("t")
+        .merge(staged.alias("s"), f"t.`{key}` = s.{MERGE_KEY}")
+        .whenMatchedDelete()
+        .whenNotMatchedInsert(
+            condition=f"s.{MERGE_KEY} IS NULL", values={c: f"s.`{c}`" for c in rows.columns}
         )
-    tables.append(rows, settings, name)
+        .execute()
+    )
 
 
 def merge_history(
@@ -434,13 +450,13 @@ def merge_history(
     ).drop("_open_hash")
     # A changed subject with an open version comes twice: keyed, to close that version, and
     # unkeyed, to insert the new one; a new subject comes once, keyed, and is inserted.
-    staged = changed.withColumn("_merge_key", F.col(key)).unionByName(
-        reopened.withColumn("_merge_key", F.lit(None).cast("string"))
+    staged = changed.withColumn(MERGE_KEY, F.col(key)).unionByName(
+        reopened.withColumn(MERGE_KEY, F.lit(None).cast("string"))
     )
     (
         _target(spark, settings, name)
         .alias("t")
-        .merge(staged.alias("s"), f"t.`{key}` = s._merge_key AND t.{VALID_TO} IS NULL")
+        .merge(staged.alias("s"), f"t.`{key}` = s.{MERGE_KEY} AND t.{VALID_TO} IS NULL")
         .whenMatchedUpdate(
             condition=f"t.{VERSION_HASH} <> s.{VERSION_HASH}",
             set={VALID_TO: f"greatest(s.{VALID_FROM}, t.{VALID_FROM})"},

@@ -83,9 +83,17 @@ def empty(spark: SparkSession, resource: Any) -> DataFrame:
 
 
 def merge_batch(
-    spark: SparkSession, settings: Settings, resource: Any, batch: DataFrame
+    spark: SparkSession,
+    settings: Settings,
+    resource: Any,
+    batch: DataFrame,
+    bronze_rows: int | None = None,
 ) -> SilverResult:
-    """MERGE one batch of bronze rows into silver; the keys whose content changed."""
+    """MERGE one batch of bronze rows into silver; the keys whose content changed.
+
+    ``bronze_rows``, the batch's row count when the caller has counted it already, saves a
+    read of the batch.
+    """
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
@@ -94,7 +102,7 @@ def merge_batch(
     name = silver_name(resource.name)
     keys = list(resource.primary_key)
     columns = [e.name for e in resource.elements]
-    bronze_rows = batch.count()
+    bronze_rows = batch.count() if bronze_rows is None else bronze_rows
     latest = transform(batch, resource).localCheckpoint()
     upserted = latest.count()
     if not tables.exists(spark, settings, name):
