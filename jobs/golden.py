@@ -398,7 +398,9 @@ def replace_for_subjects(
     if not tables.exists(spark, settings, name):
         tables.append(rows, settings, name)
         return
-    markers = affected.select(F.col(key).alias(MERGE_KEY)).distinct()
+    # A null key would pass the insert condition below as an empty row.
+    markers = affected.select(F.col(key).alias(MERGE_KEY)).where(F.col(MERGE_KEY).isNotNull())
+    markers = markers.distinct()
     staged = rows.withColumn(MERGE_KEY, F.lit(None).cast("string")).unionByName(
         markers, allowMissingColumns=True
     )

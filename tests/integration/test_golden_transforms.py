@@ -355,10 +355,11 @@ def test_a_subjects_rows_are_replaced_in_one_commit(spark, household_lake):
         spark.createDataFrame([("p1",), ("p2",), ("p3",)], "subject string"),
         spark.createDataFrame(first, schema),
     )  # fmt: skip
-    # p1 keeps one of its two rows and gains one, p2 has none left, p4 is new, p3 untouched.
+    # p1 keeps one of its two rows and gains one, p2 has none left, p4 is new, p3 untouched;
+    # a null key is no subject and adds no row.
     golden.replace_for_subjects(
         spark, settings, name, "subject",
-        spark.createDataFrame([("p1",), ("p2",), ("p4",), ("p4",)], "subject string"),
+        spark.createDataFrame([("p1",), ("p2",), ("p4",), ("p4",), (None,)], "subject string"),
         spark.createDataFrame(
             [("p1", "name", "a"), ("p1", "gender", "e"), ("p4", "name", "f")], schema
         ),
