@@ -302,6 +302,51 @@ def unmatched(
     return out
 
 
+@dataclass(frozen=True)
+class Account:
+    """Where one view's rows went: into the library (``held``) or its exclusion list."""
+
+    rows: int
+    held: int
+    listed: int
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows == self.held + self.listed
+
+
+def account(
+    views: dict[str, DataFrame],
+    subject_keys: DataFrame,
+    unmatched_rows: DataFrame,
+    rules: LibraryRules,
+) -> dict[str, Account]:
+    """Each view's rows, those whose subject the library holds, and those listed unmatched.
+
+    Two Spark jobs for every view together: the views' keys tagged with their name and
+    joined once to the held keys, and the exclusion list counted by source.
+    """
+    from pyspark.sql import functions as F
+
+    key = rules.key
+    tagged = None
+    for name, view in views.items():
+        part = view.select(key, F.lit(name).alias("_view"))
+        tagged = part if tagged is None else tagged.unionByName(part)
+    if tagged is None:
+        return {}
+    held_keys = subject_keys.select(key).distinct().withColumn("_held", F.lit(1))
+    counted = (
+        tagged.join(held_keys, key, "left")
+        .groupBy("_view")
+        .agg(F.count(F.lit(1)).alias("rows"), F.count("_held").alias("held"))
+        .collect()
+    )
+    counts = {r["_view"]: (r["rows"], r["held"]) for r in counted}
+    listed = {r["source"]: r["count"] for r in unmatched_rows.groupBy("source").count().collect()}
+    return {name: Account(*counts.get(name, (0, 0)), listed.get(name, 0)) for name in views}
+
+
 def worklist(conflict_rows: DataFrame, rules: LibraryRules) -> DataFrame:
     """The correction worklist (数据纠错): each department's rows that disagree, with the fix."""
     from pyspark.sql import functions as F

@@ -90,6 +90,26 @@ def test_rows_about_unknown_subjects_are_listed_not_lost(views):
     assert [(r["subject"], r["source"], r["department"]) for r in rows] == [("p9", "tax", "tax")]
 
 
+def test_every_view_row_is_held_or_listed_and_a_lost_row_shows(views):
+    subjects = golden.subjects(views, RULES)
+    unmatched = golden.unmatched(views, subjects, RULES)
+    accounts = golden.account(views, subjects, unmatched, RULES)
+    # registry: p1, p2, p2; civil: p1; tax: p1, p2 held and p9 listed.
+    assert accounts == {
+        "registry": golden.Account(rows=3, held=3, listed=0),
+        "civil": golden.Account(rows=1, held=1, listed=0),
+        "tax": golden.Account(rows=3, held=2, listed=1),
+    }
+    assert all(a.balanced for a in accounts.values())
+    # An exclusion list that dropped p9's row: tax no longer adds up.
+    lost = golden.account(views, subjects, unmatched.where("subject <> 'p9'"), RULES)
+    assert lost["tax"] == golden.Account(rows=3, held=2, listed=0)
+    assert not lost["tax"].balanced
+    # A view with no rows at all is counted as zero, not left out.
+    views["civil"] = views["civil"].where("false")
+    assert golden.account(views, subjects, unmatched, RULES)["civil"] == golden.Account(0, 0, 0)
+
+
 def test_version_hash_changes_with_any_attribute(views, spark):
     facts = golden.facts(views, RULES)
     gold = golden.golden(golden.choose(facts, RULES), golden.subjects(views, RULES), RULES)
@@ -409,3 +429,29 @@ def test_a_batch_rebuilds_the_households_it_touches(spark, household_lake):
     person, related = state()
     assert person == {"H": None, "S": None, "C": None}
     assert related == set()
+
+
+def test_a_build_takes_the_files_the_ingest_ledger_says_landed(spark, household_lake):
+    """Accepted rows of a succeeded ingest only: not a failed, skipped or all-rejected file."""
+    from jobs import build
+    from jobs.ingest import FileResult, write_ledger
+
+    assert build._ingested_files(spark, household_lake) is None  # no ledger: bronze is scanned
+
+    def result(resource, file, status, accepted):
+        return FileResult(
+            "police.household", resource, "batch-0001", file, "sum-" + file, status,
+            rows_read=accepted + 1, accepted=accepted, quarantined=1,
+        )  # fmt: skip
+
+    write_ledger(spark, household_lake, [
+        result("bronze.household_register", "police/a.csv", "succeeded", 5),
+        result("bronze.household_register", "police/b.csv", "failed", 0),
+        result("bronze.household_register", "police/c.csv", "succeeded", 0),
+        result("bronze.household_register", "police/a.csv", "skipped", 0),
+        result("bronze.marriage_registration", "civil/m.csv", "succeeded", 2),
+    ])  # fmt: skip
+    assert build._ingested_files(spark, household_lake) == {
+        "bronze.household_register": {"police/a.csv"},
+        "bronze.marriage_registration": {"civil/m.csv"},
+    }
