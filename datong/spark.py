@@ -65,7 +65,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Progress bars garble CLI output and CI logs.
         "spark.ui.showConsoleProgress": "false",
         # Delta rebuilds table state with 50 shuffle tasks by default; our logs are small.
-        "spark.databricks.delta.snapshotPartitions": str(settings.spark_shuffle_partitions),
+        "spark.databricks.delta.snapshotPartitions": str(settings.delta_snapshot_partitions),
         # A MERGE marks the rows it replaces in deletion vectors instead of rewriting every
         # file it touches: an incremental 1 % batch at 1M persons, 160 s → 129 s
         # (BENCHMARKS.md). Trino reads them. Never turn them off on a table that has them:
