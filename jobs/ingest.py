@@ -284,6 +284,10 @@ def run_source(
         result = ingest_file(spark, settings, source, resource, batch_id, path, landing_root)
         write_ledger(spark, settings, [result])
         results.append(result)
+        if result.status == "succeeded":
+            # A second file with the same content in this run is skipped like a rerun: its
+            # bronze write, keyed by the checksum, would land nothing.
+            done.add(checksum)
     if register and any(r.status != "skipped" for r in results):
         written = [LEDGER]
         if tables.exists(spark, settings, resource.name):
@@ -332,8 +336,11 @@ def pull_jdbc(spark: SparkSession, settings: Settings, source: Source, resource:
     started = dt.datetime.now()
     since = last_mark(spark, settings, source.id) if source.mode != "full" else None
     table = source.delivery.table  # type: ignore[union-attr]
+    batch_id = f"pull-{started:%Y%m%d%H%M%S}"
+    # Each pull is its own "file": a build records the files it consumed, so a name shared
+    # by every pull would leave the second pull's rows unbuilt for good.
     result = FileResult(
-        source.id, resource.name, f"pull-{started:%Y%m%d%H%M%S}", f"jdbc:{table}", "",
+        source.id, resource.name, batch_id, f"jdbc:{table}:{batch_id}", "",
         "failed", run_id=uuid.uuid4().hex, started_at=started,
     )  # fmt: skip
     try:
@@ -347,6 +354,9 @@ def pull_jdbc(spark: SparkSession, settings: Settings, source: Source, resource:
         return result
     staged = spark.read.parquet(str(target))
     result.rows_read = staged.count()
-    result.checksum = f"{since or ''}..{mark or ''}"
+    # The checksum keys the bronze write's idempotency: an increment by its watermark range,
+    # a full snapshot by its pull (every full pull has the same empty range).
+    full = source.mode == "full"
+    result.checksum = f"full:{result.run_id}" if full else f"{since or ''}..{mark or ''}"
     result.watermark_mark = mark
     return land(spark, settings, source, resource, staged, result)

@@ -163,3 +163,24 @@ def test_crash_between_writes_converges_on_rerun(landing, lake, spark, ingested,
     assert bronze.count() + quarantined.count() == 5
     assert bronze.select("_row_number").distinct().count() == bronze.count()
     assert os.environ.get("DATONG_INGEST_FAULT") is None
+
+
+def test_a_file_delivered_twice_in_one_run_lands_once(landing, lake, spark, ingested):
+    """The same content in two new batches: the second is skipped, not claimed as landed."""
+    out, _ = landing
+    source = "health.birth_certificate"
+    original = next((out / "health" / "birth_certificate" / "batch-0001").glob("*.jsonl"))
+    lines = original.read_text(encoding="utf-8").splitlines()[5:8]
+    for batch in ("batch-0010", "batch-0011"):
+        folder = out / "health" / "birth_certificate" / batch
+        folder.mkdir()
+        (folder / "birth_certificate.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    results = {r.batch_id: r for r in run_source(source, out, lake, spark, validate=False)}
+    assert results["batch-0010"].status == "succeeded" and results["batch-0010"].rows_read == 3
+    assert results["batch-0011"].status == "skipped"
+    bronze = tables.read(spark, lake, "bronze.birth_certificate")
+    landed = bronze.where("_batch_id IN ('batch-0010', 'batch-0011')")
+    assert landed.count() == results["batch-0010"].accepted
+    assert {r["_batch_id"] for r in landed.select("_batch_id").distinct().collect()} <= {
+        "batch-0010"
+    }

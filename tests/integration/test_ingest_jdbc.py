@@ -1,4 +1,7 @@
-"""Ingest from a department's own database: the second pull takes only the new rows."""
+"""Ingest from a department's own database: the second pull takes only the new rows.
+
+And a build after each pull takes that pull's rows into silver: a pull is its own file.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import pytest
 from datong import tables
 from datong.services.postgres import ensure_database
 from datong.settings import Settings
+from jobs.build import build
 from jobs.ingest import LEDGER, run_source
 from synthetic.generate import Options, generate
 
@@ -33,12 +37,15 @@ def test_jdbc_pull_is_incremental(postgres_settings, spark, tmp_path, monkeypatc
     assert first.status == "succeeded", first.error
     assert first.rows_read == first_total > 0
     assert first.accepted + first.quarantined == first.rows_read
+    assert build(["population"], lake, spark, register=False).batches == [first.batch_id]
 
     generate(Options(persons=900, seed=13, out=tmp_path / "landing", db_url=url, batch=2))
     added = _count(url) - first_total
     [second] = run_source(SOURCE, settings=lake, spark=spark, register=False, validate=False)
     assert second.status == "succeeded" and second.rows_read == added > 0
     assert second.watermark_mark > first.watermark_mark
+    assert second.file != first.file
+    assert build(["population"], lake, spark, register=False).batches == [second.batch_id]
 
     [third] = run_source(SOURCE, settings=lake, spark=spark, register=False, validate=False)
     assert third.rows_read == 0
@@ -46,3 +53,9 @@ def test_jdbc_pull_is_incremental(postgres_settings, spark, tmp_path, monkeypatc
     assert bronze == first.accepted + second.accepted
     ledger = tables.read(spark, lake, LEDGER).where(f"source_id = '{SOURCE}'").count()
     assert ledger == 3
+    # Both pulls reached silver: one row per (person, insurance type) that bronze holds.
+    keys = ["person_id", "insurance_type"]
+    bronze_keys = tables.read(spark, lake, "bronze.social_insurance").select(*keys).distinct()
+    silver_keys = tables.read(spark, lake, "silver.social_insurance").select(*keys)
+    assert silver_keys.count() == bronze_keys.count()
+    assert silver_keys.exceptAll(bronze_keys).count() == 0
