@@ -108,6 +108,14 @@ def test_every_view_row_is_held_or_listed_and_a_lost_row_shows(views):
     # A view with no rows at all is counted as zero, not left out.
     views["civil"] = views["civil"].where("false")
     assert golden.account(views, subjects, unmatched, RULES)["civil"] == golden.Account(0, 0, 0)
+    # A row without a key is never held; the exclusion list carries it.
+    views["tax"] = views["tax"].unionByName(
+        views["tax"].sparkSession.createDataFrame(
+            [(None, "无名", D3)], "pid string, name string, confirmed_at date"
+        )
+    )
+    unmatched = golden.unmatched(views, subjects, RULES)
+    assert golden.account(views, subjects, unmatched, RULES)["tax"] == golden.Account(4, 2, 2)
 
 
 def test_version_hash_changes_with_any_attribute(views, spark):
