@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 LEDGER = "ops.build_ledger"
 ORDER = ("population", "legal_person", "geo", "credit", "license", "materials")
 MODULES: dict[str, Any] = {"population": population, "legal_person": legal_person}
+#: Whether a legal person's representative is in the population library.
+LINKED = "legal_representative_linked"
 #: Libraries derived from silver and the golden ones: rebuilt whole, written by MERGE.
 DERIVED: dict[str, Any] = {"geo": geo, "credit": credit, "license": license,
                            "materials": materials}  # fmt: skip
@@ -150,6 +152,58 @@ def _silver_frames(
     return frames
 
 
+def _link_representatives(
+    spark: SparkSession, settings: Settings, gold: DataFrame, subjects: Affected
+) -> DataFrame:
+    """``legal_representative_linked``: whether the representative is in the population library.
+
+    False while the population library has not been built: a later build links them.
+    """
+    from pyspark.sql import functions as F
+
+    linked = F.lit(False)
+    if tables.exists(spark, settings, "population.person"):
+        representatives = gold.select("legal_representative_id").distinct()
+        people = (
+            tables.read(spark, settings, "population.person")
+            .select(F.col("person_id").alias("legal_representative_id"))
+            # The affected entities' representatives only: no larger than the entities.
+            .join(subjects.hinted(representatives), "legal_representative_id", "left_semi")
+            .select("legal_representative_id", F.lit(True).alias(LINKED))
+        )
+        gold = gold.join(people, "legal_representative_id", "left")
+        linked = F.coalesce(LINKED, F.lit(False))
+    return gold.select(*[c for c in gold.columns if c != LINKED], linked.alias(LINKED))
+
+
+def _relinked(
+    spark: SparkSession, settings: Settings, rules: golden.LibraryRules
+) -> list[DataFrame]:
+    """Legal persons whose ``legal_representative_linked`` the population library contradicts.
+
+    A representative's person record can arrive (or leave) in a batch that says nothing about
+    the entity, or in a build of the population library alone: the entity is rebuilt at the
+    legal-person library's next build. Empty without either library's table.
+    """
+    from pyspark.sql import functions as F
+
+    if not (
+        tables.exists(spark, settings, rules.table)
+        and tables.exists(spark, settings, "population.person")
+    ):
+        return []
+    entities = tables.read(spark, settings, rules.table)
+    if LINKED not in entities.columns:
+        return [entities.select(rules.key)]
+    people = tables.read(spark, settings, "population.person").select(
+        F.col("person_id").alias("legal_representative_id"), F.lit(True).alias("_in_population")
+    )
+    stale = entities.join(people, "legal_representative_id", "left").where(
+        F.col(LINKED) != F.coalesce("_in_population", F.lit(False))
+    )
+    return [stale.select(rules.key)]
+
+
 def build_library(
     spark: SparkSession,
     settings: Settings,
@@ -169,6 +223,8 @@ def build_library(
         for table, frame in changed.items()
         for column in module.SUBJECT_COLUMNS.get(table, [])
     ]
+    if library == "legal_person":
+        parts += _relinked(spark, settings, rules)
     if not parts:
         return result
     affected = parts[0]
@@ -198,22 +254,11 @@ def build_library(
     chosen = golden.choose(facts, rules)
     subject_keys = golden.subjects(views, rules).localCheckpoint()
     gold = golden.golden(chosen, subject_keys, rules)
-    if library == "legal_person" and tables.exists(spark, settings, "population.person"):
-        representatives = gold.select("legal_representative_id").distinct()
-        people = (
-            tables.read(spark, settings, "population.person")
-            .select(F.col("person_id").alias("legal_representative_id"))
-            # The affected entities' representatives only: no larger than the entities.
-            .join(subjects.hinted(representatives), "legal_representative_id", "left_semi")
-            .select("legal_representative_id", F.lit(True).alias("legal_representative_linked"))
-        )
-        gold = gold.join(people, "legal_representative_id", "left").select(
-            *[c for c in gold.columns],
-            F.coalesce("legal_representative_linked", F.lit(False)).alias(
-                "legal_representative_linked"
-            ),
-        )
-    gold = golden.version_hash(gold, rules).localCheckpoint()
+    if library == "legal_person":
+        gold = _link_representatives(spark, settings, gold, subjects)
+    # A representative entering the population library is a new version of the entity.
+    derived = [LINKED] if library == "legal_person" else []
+    gold = golden.version_hash(gold, rules, derived).localCheckpoint()
     conflict_rows = golden.conflicts(facts, chosen, rules).localCheckpoint()
     unmatched_rows = golden.unmatched(views, subject_keys, rules).localCheckpoint()
     result.subjects = gold.count()
@@ -411,6 +456,11 @@ def build(
                 result.results.append(build_library(spark, settings, library, batch_id, changed))
         _write_ledger(spark, settings, build_id, ledger_rows)
         result.batches.append(batch_id)
+    if "legal_person" in ordered and not result.batches:
+        # No new batch, but the population library may have changed since the last build.
+        relinked = build_library(spark, settings, "legal_person", "relink", {})
+        if relinked.affected:
+            result.results.append(relinked)
     for library in ordered:
         if library not in DERIVED:
             continue

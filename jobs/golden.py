@@ -29,6 +29,8 @@ from datong import tables
 from datong.settings import REPO_ROOT
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pyspark.sql import DataFrame, SparkSession
 
     from datong.settings import Settings
@@ -373,14 +375,17 @@ def worklist(conflict_rows: DataFrame, rules: LibraryRules) -> DataFrame:
     )
 
 
-def version_hash(frame: DataFrame, rules: LibraryRules) -> DataFrame:
-    """Adds the hash of a row's attribute values and its validity start (newest fact)."""
+def version_hash(frame: DataFrame, rules: LibraryRules, derived: Sequence[str] = ()) -> DataFrame:
+    """Adds the hash of a row's attribute values and its validity start (newest fact).
+
+    ``derived``: columns computed from other libraries that also make a new version.
+    """
     from pyspark.sql import functions as F
 
     dates = F.transform(F.map_values(F.col(PROVENANCE)), lambda item: item["confirmed_at"])
     return frame.select(
         "*",
-        F.sha2(F.to_json(F.struct(*rules.attributes)), 256).alias(VERSION_HASH),
+        F.sha2(F.to_json(F.struct(*rules.attributes, *derived)), 256).alias(VERSION_HASH),
         F.array_max(dates).alias(VALID_FROM),
     )
 

@@ -341,8 +341,8 @@ def _bronze(spark, table: str, rows: list[dict], batch: str):
     return frame.withColumns({"_batch_id": F.lit(batch), "_source_file": F.lit(batch + ".csv")})
 
 
-def _deliver(spark, settings, batch: str, deliveries: dict[str, list[dict]]):
-    """What ``jobs.build.build`` does with one batch: MERGE into silver, rebuild the persons."""
+def _deliver(spark, settings, batch: str, deliveries: dict[str, list[dict]], library="population"):
+    """What ``jobs.build.build`` does with one batch: MERGE into silver, rebuild the subjects."""
     from datong.contracts import load_resources
     from jobs import build, silver
 
@@ -352,7 +352,7 @@ def _deliver(spark, settings, batch: str, deliveries: dict[str, list[dict]]):
         bronze = _bronze(spark, table, rows, batch)
         merged = silver.merge_batch(spark, settings, resources["bronze." + table[7:]], bronze)
         changed[merged.table] = merged.changed
-    return build.build_library(spark, settings, "population", batch, changed)
+    return build.build_library(spark, settings, library, batch, changed)
 
 
 def _member(pid, household, relation, **extra):
@@ -463,3 +463,43 @@ def test_a_build_takes_the_files_the_ingest_ledger_says_landed(spark, household_
         "bronze.household_register": {"police/a.csv"},
         "bronze.marriage_registration": {"civil/m.csv"},
     }
+
+
+def test_a_representative_registered_later_links_the_legal_person(spark, household_lake):
+    """The person record arrives in batches that say nothing about the legal person."""
+    from datong import tables
+
+    settings = household_lake
+
+    def entity(code, representative):
+        return {"credit_code": code, "name": "单位" + code, "status": "存续",
+                "legal_representative_id": representative, "establish_date": D1,
+                "update_time": T1}  # fmt: skip
+
+    def linked(table="legal_person.entity"):
+        rows = tables.read(spark, settings, table).collect()
+        return sorted((r["credit_code"], r["legal_representative_linked"]) for r in rows)
+
+    # Batch 1: two enterprises, before the population library exists.
+    _deliver(spark, settings, "b1", {"silver.enterprise_registration": [
+        entity("91A", "R"), entity("91B", "P"),
+    ]}, "legal_person")  # fmt: skip
+    assert linked() == [("91A", False), ("91B", False)]
+    # Batch 2: P is registered; the legal-person build that follows has nothing new of its own.
+    _deliver(spark, settings, "b2", {"silver.household_register": [_member("P", "H1", "02")]})
+    relinked = _deliver(spark, settings, "b2", {}, "legal_person")
+    assert relinked.affected == 1  # 91B only: 91A's representative is still unknown
+    assert linked() == [("91A", False), ("91B", True)]
+    # Batch 3: R is registered.
+    _deliver(spark, settings, "b3", {"silver.household_register": [_member("R", "H2", "02")]})
+    assert _deliver(spark, settings, "b3", {}, "legal_person").affected == 1
+    assert linked() == [("91A", True), ("91B", True)]
+    # Nothing changed since: nothing to relink.
+    assert _deliver(spark, settings, "b4", {}, "legal_person").affected == 0
+    # The history keeps the unlinked versions, closed, and the linked ones open.
+    history = tables.read(spark, settings, "legal_person.entity_history").collect()
+    versions = sorted(
+        (r["credit_code"], r["legal_representative_linked"], r["valid_to"] is None) for r in history
+    )
+    assert versions == [("91A", False, False), ("91A", True, True),
+                        ("91B", False, False), ("91B", True, True)]  # fmt: skip
