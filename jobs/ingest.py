@@ -265,6 +265,7 @@ def run_source(
     if source.delivery.kind == "jdbc":
         results = [pull_jdbc(spark, settings, source, resource)]
         write_ledger(spark, settings, results)
+        finish_pull(settings, source.id)
         if register and results[0].status == "succeeded":
             register_in_trino(settings, [LEDGER, resource.name, QUARANTINE])
         if validate:
@@ -329,10 +330,59 @@ def last_mark(spark: SparkSession, settings: Settings, source_id: str) -> str | 
     return rows[0]["watermark_mark"] if rows else None
 
 
+def _pull_intent(settings: Settings, source_id: str) -> Path:
+    """Where a JDBC pull records what it staged, until its ledger row is written."""
+    return settings.state_dir / "staging" / source_id / "pull.json"
+
+
+def _unfinished_pull(spark: SparkSession, settings: Settings, source: Source) -> FileResult | None:
+    """The pull a crash interrupted after staging, to be landed again exactly as staged.
+
+    Its rows may be in bronze already (the crash came after that write): landing the same
+    staged rows under the same checksum completes it instead of pulling its range twice.
+    None when no pull is pending, or when its ledger row was written after all.
+    """
+    import json
+
+    from pyspark.sql import functions as F
+
+    path = _pull_intent(settings, source.id)
+    if not path.exists():
+        return None
+    intent = json.loads(path.read_text(encoding="utf-8"))
+    if tables.exists(spark, settings, LEDGER):
+        recorded = tables.read(spark, settings, LEDGER).where(
+            (F.col("source_id") == source.id) & (F.col("file") == intent["file"])
+        )
+        if not recorded.isEmpty():
+            path.unlink()
+            return None
+    log.warning("%s: completing the interrupted pull %s", source.id, intent["batch_id"])
+    return FileResult(
+        source.id, intent["resource"], intent["batch_id"], intent["file"], intent["checksum"],
+        "failed", run_id=intent["run_id"],
+        started_at=dt.datetime.fromisoformat(intent["started_at"]),
+        watermark_mark=intent["watermark_mark"],
+    )  # fmt: skip
+
+
 def pull_jdbc(spark: SparkSession, settings: Settings, source: Source, resource: Any) -> FileResult:
-    """Pull a department table's new rows over JDBC and land them like a delivered file."""
+    """Pull a department table's new rows over JDBC and land them like a delivered file.
+
+    The pull is staged, and what was staged is recorded next to it before anything lands;
+    ``finish_pull`` removes the record once the ledger row is written. A rerun after a crash
+    in between lands the same staged rows again, keyed as before, so the bronze write is
+    skipped if it was done, and no row of the range is pulled twice.
+    """
+    import json
+
     from jobs.jdbc import JdbcSourceError, read_increment
 
+    pending = _unfinished_pull(spark, settings, source)
+    if pending is not None:
+        staged = spark.read.parquet(str(_staged_pull(settings, source.id, pending.run_id)))
+        pending.rows_read = staged.count()
+        return land(spark, settings, source, resource, staged, pending)
     started = dt.datetime.now()
     since = last_mark(spark, settings, source.id) if source.mode != "full" else None
     table = source.delivery.table  # type: ignore[union-attr]
@@ -343,10 +393,10 @@ def pull_jdbc(spark: SparkSession, settings: Settings, source: Source, resource:
         source.id, resource.name, batch_id, f"jdbc:{table}:{batch_id}", "",
         "failed", run_id=uuid.uuid4().hex, started_at=started,
     )  # fmt: skip
+    target = _staged_pull(settings, source.id, result.run_id)
     try:
         frame, mark = read_increment(spark, source, resource, since)
         # Evaluate the pull exactly once: stage it, so counts and writes see the same rows.
-        target = settings.state_dir / "staging" / source.id / f"{result.run_id}.parquet"
         frame.write.mode("overwrite").parquet(str(target))
     except (JdbcSourceError, OSError) as error:
         result.error = f"{result.file}: {error}"
@@ -359,4 +409,19 @@ def pull_jdbc(spark: SparkSession, settings: Settings, source: Source, resource:
     full = source.mode == "full"
     result.checksum = f"full:{result.run_id}" if full else f"{since or ''}..{mark or ''}"
     result.watermark_mark = mark
+    intent = {
+        "resource": resource.name, "batch_id": batch_id, "file": result.file,
+        "checksum": result.checksum, "run_id": result.run_id,
+        "started_at": started.isoformat(), "watermark_mark": mark,
+    }  # fmt: skip
+    _pull_intent(settings, source.id).write_text(json.dumps(intent), encoding="utf-8")
     return land(spark, settings, source, resource, staged, result)
+
+
+def _staged_pull(settings: Settings, source_id: str, run_id: str) -> Path:
+    return settings.state_dir / "staging" / source_id / f"{run_id}.parquet"
+
+
+def finish_pull(settings: Settings, source_id: str) -> None:
+    """The pull's ledger row is written: nothing is left to complete."""
+    _pull_intent(settings, source_id).unlink(missing_ok=True)

@@ -59,3 +59,42 @@ def test_jdbc_pull_is_incremental(postgres_settings, spark, tmp_path, monkeypatc
     silver_keys = tables.read(spark, lake, "silver.social_insurance").select(*keys)
     assert silver_keys.count() == bronze_keys.count()
     assert silver_keys.exceptAll(bronze_keys).count() == 0
+
+
+def test_a_pull_interrupted_after_bronze_is_completed_not_pulled_twice(
+    postgres_settings, spark, tmp_path, monkeypatch
+):
+    """The department's table grows before the rerun: the first range still lands once."""
+    from jobs.ingest import QUARANTINE
+
+    url = ensure_database(postgres_settings, "dept_hr_resume")
+    monkeypatch.setenv("DATONG_SOURCE_HUMAN_RESOURCES_URL", url)
+    lake = Settings(state_dir=tmp_path / "state", spark_master="local[2]")
+    generate(Options(persons=600, seed=17, out=tmp_path / "landing", db_url=url))
+    first_total = _count(url)
+
+    monkeypatch.setenv("DATONG_INGEST_FAULT", "after_bronze")
+    with pytest.raises(RuntimeError, match="injected fault"):
+        run_source(SOURCE, settings=lake, spark=spark, register=False, validate=False)
+    monkeypatch.delenv("DATONG_INGEST_FAULT")
+    landed = tables.read(spark, lake, "bronze.social_insurance").count()
+    assert 0 < landed <= first_total  # the crash came after the bronze write
+    generate(Options(persons=600, seed=17, out=tmp_path / "landing", db_url=url, batch=2))
+    total = _count(url)
+    assert total > first_total
+
+    [resumed] = run_source(SOURCE, settings=lake, spark=spark, register=False, validate=False)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.rows_read == first_total
+    [rest] = run_source(SOURCE, settings=lake, spark=spark, register=False, validate=False)
+    assert rest.status == "succeeded" and rest.rows_read == total - first_total
+    assert rest.file != resumed.file
+
+    # Every row of the department's table once: in bronze or in quarantine.
+    bronze = tables.read(spark, lake, "bronze.social_insurance").count()
+    quarantined = tables.read(spark, lake, QUARANTINE).where(f"_source_id = '{SOURCE}'").count()
+    assert bronze == landed + rest.accepted == resumed.accepted + rest.accepted
+    assert quarantined == resumed.quarantined + rest.quarantined
+    assert bronze + quarantined == total
+    ledger = tables.read(spark, lake, LEDGER).where(f"source_id = '{SOURCE}'").collect()
+    assert sorted(r["file"] for r in ledger) == sorted([resumed.file, rest.file])
