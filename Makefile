@@ -45,9 +45,11 @@ bench: setup ## Run the quick benchmarks (start-up) and print results for BENCHM
 
 BENCH_PERSONS ?= 1000000
 BENCH_DIR ?= .state/bench
+# Space-separated resources to generate (e.g. the six the build reads); all when empty.
+BENCH_RESOURCES ?=
 
 bench-scale: setup ## Generate BENCH_PERSONS persons, then the ingest and base-library benchmarks (~45 min at 1M)
-	test -d $(BENCH_DIR)/landing || $(RUN) datong generate --persons $(BENCH_PERSONS) --seed 1 --errors bench/error_rates.yaml --out $(BENCH_DIR)/landing
+	test -d $(BENCH_DIR)/landing || $(RUN) datong generate --persons $(BENCH_PERSONS) --seed 1 --errors bench/error_rates.yaml --out $(BENCH_DIR)/landing $(foreach r,$(BENCH_RESOURCES),--resource $(r))
 	$(RUN) python -m bench.ingest --landing $(BENCH_DIR)/landing
 	$(RUN) --with deltalake python -m bench.delta_ceiling --landing $(BENCH_DIR)/landing
 	$(RUN) python -m bench.build --landing $(BENCH_DIR)/landing --state $(BENCH_DIR)/state

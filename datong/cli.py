@@ -178,6 +178,10 @@ def generate(
     ] = None,
     error_scale: Annotated[float, typer.Option(help="Multiply every error rate.")] = 1.0,
     clean: Annotated[bool, typer.Option(help="Inject no errors at all.")] = False,
+    resource: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this resource's deliveries (repeatable), e.g. household_register."),
+    ] = None,
 ) -> None:
     """Generate one synthetic province's department extracts, with errors and ground truth."""
     from rich.progress import Progress
@@ -189,14 +193,21 @@ def generate(
     if persons < 1 or batch < 1:
         _fail("--persons and --batch must be at least 1")
     rates = ErrorRates.load(errors, scale=0.0 if clean else error_scale)
-    options = Options(persons=persons, seed=seed, out=out_dir, batch=batch, db_url=db, rates=rates)
+    only = frozenset(r if r.startswith("bronze.") else "bronze." + r for r in resource or [])
+    options = Options(
+        persons=persons, seed=seed, out=out_dir, batch=batch, db_url=db, rates=rates,
+        resources=only or None,
+    )  # fmt: skip
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("generating", total=None)
 
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        manifest = run_generate(options, advance)
+        try:
+            manifest = run_generate(options, advance)
+        except ValueError as error:
+            _fail(str(error))
     table = Table("resource", "delivered as", "records", "note", title=f"batch {batch}")
     for report in manifest.files:
         table.add_row(report.resource, report.path, str(report.records), report.failure or "")

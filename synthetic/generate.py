@@ -52,6 +52,10 @@ class Options:
     db_url: str | None = None
     rates: ErrorRates = field(default_factory=ErrorRates)
     households_per_chunk: int = HOUSEHOLDS_PER_CHUNK
+    #: Only these resources' deliveries (bronze names); None for all. The province and its
+    #: ground truth stay whole, and each file written is the one a full run writes, except
+    #: that file-level errors (truncated, re-encoded files) are drawn among these files.
+    resources: frozenset[str] | None = None
 
 
 @dataclass
@@ -119,6 +123,11 @@ def generate(options: Options, progress: Callable[[int, int], None] | None = Non
     missing = sorted(set(BUILDERS) - set(resources))
     if missing:
         raise RuntimeError(f"no contract in schemas/ for {missing}")
+    if options.resources is not None:
+        unknown = sorted(options.resources - set(resources))
+        if unknown:
+            raise ValueError(f"no generated resource {unknown} (known: {sorted(resources)})")
+        resources = {name: r for name, r in resources.items() if name in options.resources}
     truth_dir = options.out / "_truth" / f"batch-{options.batch:04d}"
     truth_dir.mkdir(parents=True, exist_ok=True)
     per_chunk = round(options.households_per_chunk * PERSONS_PER_HOUSEHOLD)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import json
 import math
 import re
 from decimal import Decimal, InvalidOperation
@@ -294,3 +295,32 @@ def test_expired_licences_marked_valid_are_exactly_the_recorded_conflicts(noisy_
         and dt.date.fromisoformat(row["expiry_date"]) < extract
     }  # fmt: skip
     assert stale and stale <= recorded
+
+
+def test_a_chosen_resource_is_delivered_as_in_a_full_run(tmp_path):
+    """Only the chosen files are written, byte for byte as a full run writes them."""
+    from dataclasses import replace
+
+    from synthetic.errors import ErrorRates
+
+    # File-level errors are drawn among the files written, so they are off here.
+    rates = replace(ErrorRates(), truncated_files=0, wrong_encoding_files=0)
+    chosen = frozenset({"bronze.household_register", "bronze.marriage_registration"})
+    whole = generate(Options(persons=400, seed=5, out=tmp_path / "all", rates=rates))
+    part = generate(
+        Options(persons=400, seed=5, out=tmp_path / "part", rates=rates, resources=chosen)
+    )
+    assert {f.resource for f in part.files} == chosen
+    assert {(f.path, f.sha256) for f in part.files} == {
+        (f.path, f.sha256) for f in whole.files if f.resource in chosen
+    }
+    written = {p.relative_to(tmp_path / "part").parts[0] for p in (tmp_path / "part").iterdir()}
+    assert written == {"_truth", "public_security", "civil_affairs"}
+
+    def errors(out):
+        lines = (out / "_truth" / "batch-0001" / "errors.jsonl").read_text().splitlines()
+        return [line for line in lines if json.loads(line)["resource"] in chosen]
+
+    assert errors(tmp_path / "part") == errors(tmp_path / "all") != []
+    with pytest.raises(ValueError, match="no generated resource"):
+        generate(Options(persons=10, seed=5, out=tmp_path / "x", resources=frozenset({"bronze.x"})))
