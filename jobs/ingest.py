@@ -386,7 +386,7 @@ def pull_jdbc(spark: SparkSession, settings: Settings, source: Source, resource:
     started = dt.datetime.now()
     since = last_mark(spark, settings, source.id) if source.mode != "full" else None
     table = source.delivery.table  # type: ignore[union-attr]
-    batch_id = f"pull-{started:%Y%m%d%H%M%S}"
+    batch_id = f"pull-{started:%Y%m%d%H%M%S%f}"  # two pulls in one second differ
     # Each pull is its own "file": a build records the files it consumed, so a name shared
     # by every pull would leave the second pull's rows unbuilt for good.
     result = FileResult(

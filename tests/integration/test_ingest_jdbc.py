@@ -98,3 +98,34 @@ def test_a_pull_interrupted_after_bronze_is_completed_not_pulled_twice(
     assert bronze + quarantined == total
     ledger = tables.read(spark, lake, LEDGER).where(f"source_id = '{SOURCE}'").collect()
     assert sorted(r["file"] for r in ledger) == sorted([resumed.file, rest.file])
+
+
+def test_each_full_pull_lands_the_whole_table_as_its_own_batch(
+    postgres_settings, spark, tmp_path, monkeypatch
+):
+    """A full snapshot has no watermark range: each pull is keyed by its run, not skipped."""
+    from datong.contracts import load_resources
+    from datong.sources import load_sources
+    from jobs.ingest import pull_jdbc, write_ledger
+
+    url = ensure_database(postgres_settings, "dept_hr_full")
+    monkeypatch.setenv("DATONG_SOURCE_HUMAN_RESOURCES_URL", url)
+    lake = Settings(state_dir=tmp_path / "state", spark_master="local[2]")
+    generate(Options(persons=300, seed=19, out=tmp_path / "landing", db_url=url))
+    total = _count(url)
+    source = load_sources()[SOURCE].model_copy(update={"mode": "full"})
+    resource = load_resources()[source.resource]
+
+    pulls = []
+    for _ in range(2):
+        pulls.append(pull_jdbc(spark, lake, source, resource))
+        write_ledger(spark, lake, pulls[-1:])
+    first, second = pulls
+    assert first.status == second.status == "succeeded"
+    assert first.rows_read == second.rows_read == total
+    assert first.checksum != second.checksum and first.batch_id != second.batch_id
+    assert first.watermark_mark is None
+    bronze = tables.read(spark, lake, "bronze.social_insurance")
+    per_batch = {r["_batch_id"]: r["count"] for r in bronze.groupBy("_batch_id").count().collect()}
+    assert per_batch == {first.batch_id: first.accepted, second.batch_id: second.accepted}
+    assert first.accepted == second.accepted > 0
