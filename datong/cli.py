@@ -187,7 +187,7 @@ def generate(
     from rich.progress import Progress
 
     from synthetic.errors import ErrorRates
-    from synthetic.generate import Options
+    from synthetic.generate import Options, UnknownResource
     from synthetic.generate import generate as run_generate
 
     if persons < 1 or batch < 1:
@@ -206,7 +206,7 @@ def generate(
 
         try:
             manifest = run_generate(options, advance)
-        except ValueError as error:
+        except UnknownResource as error:
             _fail(str(error))
     table = Table("resource", "delivered as", "records", "note", title=f"batch {batch}")
     for report in manifest.files:
@@ -359,7 +359,7 @@ def build(
         _fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)")
     spark = spark_session(settings, "datong-build")
     result = run_build(wanted, settings, spark, full=full, as_of=day)
-    if not result.batches and not result.derived:
+    if not result.batches and not result.derived and not result.results:
         out.print("nothing new in bronze: the libraries are up to date")
         return
     table = Table("library", "batch", "affected", "subjects", "conflicts", "unmatched",

@@ -57,6 +57,8 @@ class LibraryResult:
     unmatched: int = 0
     linkage: dict[str, int] = field(default_factory=dict)
     source_rows: dict[str, int] = field(default_factory=dict)
+    #: The subjects rebuilt (none when nothing was).
+    keys: Affected | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -157,33 +159,61 @@ def _link_representatives(
 ) -> DataFrame:
     """``legal_representative_linked``: whether the representative is in the population library.
 
-    False while the population library has not been built: a later build links them.
+    A linked representative is also a fact of the entity's provenance, from ``population``,
+    confirmed when the person's current version starts: an entity linked later starts a new
+    version then. False while the population library has not been built: a later build
+    links them.
     """
     from pyspark.sql import functions as F
 
-    linked = F.lit(False)
-    if tables.exists(spark, settings, "population.person"):
-        representatives = gold.select("legal_representative_id").distinct()
-        people = (
-            tables.read(spark, settings, "population.person")
-            .select(F.col("person_id").alias("legal_representative_id"))
-            # The affected entities' representatives only: no larger than the entities.
-            .join(subjects.hinted(representatives), "legal_representative_id", "left_semi")
-            .select("legal_representative_id", F.lit(True).alias(LINKED))
-        )
-        gold = gold.join(people, "legal_representative_id", "left")
-        linked = F.coalesce(LINKED, F.lit(False))
-    return gold.select(*[c for c in gold.columns if c != LINKED], linked.alias(LINKED))
+    if not tables.exists(spark, settings, "population.person"):
+        return gold.select(*[c for c in gold.columns if c != LINKED], F.lit(False).alias(LINKED))
+    representatives = gold.select("legal_representative_id").distinct()
+    people = (
+        tables.read(spark, settings, "population.person")
+        .select(
+            F.col("person_id").alias("legal_representative_id"),
+            F.col(golden.VALID_FROM).alias("_linked_since"),
+            F.lit(True).alias("_present"),
+        )  # fmt: skip
+        # The affected entities' representatives only: no larger than the entities.
+        .join(subjects.hinted(representatives), "legal_representative_id", "left_semi")
+    )
+    joined = gold.join(people, "legal_representative_id", "left")
+    linked = F.coalesce("_present", F.lit(False))
+    fact = F.create_map(
+        F.lit(LINKED),
+        F.struct(
+            F.lit("population").alias("source"), F.col("_linked_since").alias(golden.CONFIRMED)
+        ),
+    )
+    empty = F.create_map().cast("map<string,struct<source:string,confirmed_at:date>>")
+    provenance = F.when(linked, F.map_concat(F.coalesce(golden.PROVENANCE, empty), fact)).otherwise(
+        F.col(golden.PROVENANCE)
+    )
+    return joined.select(
+        *[
+            provenance.alias(c) if c == golden.PROVENANCE else c
+            for c in gold.columns
+            if c != LINKED
+        ],
+        linked.alias(LINKED),
+    )
 
 
 def _relinked(
-    spark: SparkSession, settings: Settings, rules: golden.LibraryRules
+    spark: SparkSession,
+    settings: Settings,
+    rules: golden.LibraryRules,
+    persons: Affected | None,
 ) -> list[DataFrame]:
     """Legal persons whose ``legal_representative_linked`` the population library contradicts.
 
     A representative's person record can arrive (or leave) in a batch that says nothing about
     the entity, or in a build of the population library alone: the entity is rebuilt at the
-    legal-person library's next build. Empty without either library's table.
+    legal-person library's next build. With ``persons`` (the persons a batch rebuilt), only
+    the entities they represent are compared; without, every entity is. Empty without either
+    library's table.
     """
     from pyspark.sql import functions as F
 
@@ -193,15 +223,29 @@ def _relinked(
     ):
         return []
     entities = tables.read(spark, settings, rules.table)
-    if LINKED not in entities.columns:
-        return [entities.select(rules.key)]
     people = tables.read(spark, settings, "population.person").select(
         F.col("person_id").alias("legal_representative_id"), F.lit(True).alias("_in_population")
     )
+    if persons is not None:
+        named = persons.named("legal_representative_id")
+        entities = entities.join(named, "legal_representative_id", "left_semi")
+        people = people.join(named, "legal_representative_id", "left_semi")
+    # Null-safe: an entity written before the flag existed has none, and is rebuilt.
     stale = entities.join(people, "legal_representative_id", "left").where(
-        F.col(LINKED) != F.coalesce("_in_population", F.lit(False))
+        ~F.col(LINKED).eqNullSafe(F.coalesce("_in_population", F.lit(False)))
     )
     return [stale.select(rules.key)]
+
+
+def _add_linked_column(spark: SparkSession, settings: Settings, rules: golden.LibraryRules) -> None:
+    """Entity tables written before the flag existed gain it (null until rebuilt)."""
+    from datong.storage import spark_location
+
+    for name in (rules.table, rules.table + "_history"):
+        exists = tables.exists(spark, settings, name)
+        if exists and LINKED not in tables.read(spark, settings, name).columns:
+            location = spark_location(settings, name)
+            spark.sql(f"ALTER TABLE delta.`{location}` ADD COLUMNS ({LINKED} boolean)")
 
 
 def build_library(
@@ -210,8 +254,15 @@ def build_library(
     library: str,
     batch_id: str,
     changed: dict[str, DataFrame],
+    persons: Affected | None = None,
+    relink_all: bool = False,
 ) -> LibraryResult:
-    """Rebuild the subjects of ``library`` touched by the changed silver rows."""
+    """Rebuild the subjects of ``library`` touched by the changed silver rows.
+
+    For legal persons, also those whose representative's presence in the population library
+    changed: among the entities of ``persons`` (the persons this batch rebuilt), or among
+    all of them with ``relink_all``.
+    """
     from pyspark.sql import functions as F
 
     module = MODULES[library]
@@ -224,7 +275,9 @@ def build_library(
         for column in module.SUBJECT_COLUMNS.get(table, [])
     ]
     if library == "legal_person":
-        parts += _relinked(spark, settings, rules)
+        _add_linked_column(spark, settings, rules)
+        if relink_all or persons is not None:
+            parts += _relinked(spark, settings, rules, None if relink_all else persons)
     if not parts:
         return result
     affected = parts[0]
@@ -238,6 +291,7 @@ def build_library(
     if result.affected == 0:
         return result
     subjects = Affected(affected, key, result.affected)
+    result.keys = subjects
     if subjects.few:
         # An incremental batch: only the silver rows that can become the affected subjects'
         # are read, once each; every view and check below then works on those few rows.
@@ -430,6 +484,7 @@ def build(
         for row in new.groupBy("_batch_id", "_source_file").count().collect():
             files_rows = delivered.setdefault((name, row["_batch_id"]), {})
             files_rows[row["_source_file"]] = row["count"]
+    relinked = False
     for batch_id in sorted({batch for _, batch in delivered}):
         build_id = f"build:{batch_id}:{uuid.uuid4().hex[:12]}"
         changed: dict[str, DataFrame] = {}
@@ -451,16 +506,25 @@ def build(
                     (build_id, name, file, batch_id, merged.bronze_rows, merged.upserted,
                      merged.superseded, now)
                 )  # fmt: skip
+        persons: Affected | None = None
         for library in ordered:
-            if library in MODULES:
-                result.results.append(build_library(spark, settings, library, batch_id, changed))
+            if library not in MODULES:
+                continue
+            # Every entity is compared with the population library once per build (which
+            # may have been built alone since); after that, those of the persons rebuilt.
+            relink_all = library == "legal_person" and not relinked
+            built = build_library(spark, settings, library, batch_id, changed, persons, relink_all)
+            result.results.append(built)
+            if library == "population":
+                persons = built.keys
+            relinked = relinked or library == "legal_person"
         _write_ledger(spark, settings, build_id, ledger_rows)
         result.batches.append(batch_id)
-    if "legal_person" in ordered and not result.batches:
+    if "legal_person" in ordered and not relinked:
         # No new batch, but the population library may have changed since the last build.
-        relinked = build_library(spark, settings, "legal_person", "relink", {})
-        if relinked.affected:
-            result.results.append(relinked)
+        pass_ = build_library(spark, settings, "legal_person", "relink", {}, relink_all=True)
+        if pass_.affected:
+            result.results.append(pass_)
     for library in ordered:
         if library not in DERIVED:
             continue

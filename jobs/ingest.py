@@ -380,9 +380,14 @@ def pull_jdbc(spark: SparkSession, settings: Settings, source: Source, resource:
 
     pending = _unfinished_pull(spark, settings, source)
     if pending is not None:
-        staged = spark.read.parquet(str(_staged_pull(settings, source.id, pending.run_id)))
-        pending.rows_read = staged.count()
-        return land(spark, settings, source, resource, staged, pending)
+        staged_path = _staged_pull(settings, source.id, pending.run_id)
+        if (staged_path / "_SUCCESS").exists():
+            staged = spark.read.parquet(str(staged_path))
+            pending.rows_read = staged.count()
+            return land(spark, settings, source, resource, staged, pending)
+        # The staged rows were removed by hand: pull again from the last recorded mark.
+        log.error("%s: %s is gone; pulling anew", source.id, staged_path)
+        finish_pull(settings, source.id)
     started = dt.datetime.now()
     since = last_mark(spark, settings, source.id) if source.mode != "full" else None
     table = source.delivery.table  # type: ignore[union-attr]
@@ -414,7 +419,10 @@ def pull_jdbc(spark: SparkSession, settings: Settings, source: Source, resource:
         "checksum": result.checksum, "run_id": result.run_id,
         "started_at": started.isoformat(), "watermark_mark": mark,
     }  # fmt: skip
-    _pull_intent(settings, source.id).write_text(json.dumps(intent), encoding="utf-8")
+    # Written whole or not at all: a crash while writing leaves no half a record.
+    path = _pull_intent(settings, source.id)
+    path.with_suffix(".tmp").write_text(json.dumps(intent), encoding="utf-8")
+    os.replace(path.with_suffix(".tmp"), path)
     return land(spark, settings, source, resource, staged, result)
 
 

@@ -52,10 +52,15 @@ class Options:
     db_url: str | None = None
     rates: ErrorRates = field(default_factory=ErrorRates)
     households_per_chunk: int = HOUSEHOLDS_PER_CHUNK
-    #: Only these resources' deliveries (bronze names); None for all. The province and its
-    #: ground truth stay whole, and each file written is the one a full run writes, except
-    #: that file-level errors (truncated, re-encoded files) are drawn among these files.
+    #: Only these resources' deliveries (bronze names); None for all. The province (its
+    #: persons and legal persons, and their truth) stays whole, and each file written is the
+    #: one a full run writes, except that file-level errors (truncated, re-encoded files) are
+    #: drawn among these files; the truth of errors and conflicts covers these files only.
     resources: frozenset[str] | None = None
+
+
+class UnknownResource(ValueError):
+    """A resource asked for that the generator does not write."""
 
 
 @dataclass
@@ -126,7 +131,7 @@ def generate(options: Options, progress: Callable[[int, int], None] | None = Non
     if options.resources is not None:
         unknown = sorted(options.resources - set(resources))
         if unknown:
-            raise ValueError(f"no generated resource {unknown} (known: {sorted(resources)})")
+            raise UnknownResource(f"no generated resource {unknown} (known: {sorted(resources)})")
         resources = {name: r for name, r in resources.items() if name in options.resources}
     truth_dir = options.out / "_truth" / f"batch-{options.batch:04d}"
     truth_dir.mkdir(parents=True, exist_ok=True)

@@ -341,7 +341,10 @@ def _bronze(spark, table: str, rows: list[dict], batch: str):
     return frame.withColumns({"_batch_id": F.lit(batch), "_source_file": F.lit(batch + ".csv")})
 
 
-def _deliver(spark, settings, batch: str, deliveries: dict[str, list[dict]], library="population"):
+def _deliver(
+    spark, settings, batch: str, deliveries: dict[str, list[dict]], library="population",
+    persons=None, relink_all=False,
+):  # fmt: skip
     """What ``jobs.build.build`` does with one batch: MERGE into silver, rebuild the subjects."""
     from datong.contracts import load_resources
     from jobs import build, silver
@@ -352,7 +355,7 @@ def _deliver(spark, settings, batch: str, deliveries: dict[str, list[dict]], lib
         bronze = _bronze(spark, table, rows, batch)
         merged = silver.merge_batch(spark, settings, resources["bronze." + table[7:]], bronze)
         changed[merged.table] = merged.changed
-    return build.build_library(spark, settings, library, batch, changed)
+    return build.build_library(spark, settings, library, batch, changed, persons, relink_all)
 
 
 def _member(pid, household, relation, **extra):
@@ -465,41 +468,70 @@ def test_a_build_takes_the_files_the_ingest_ledger_says_landed(spark, household_
     }
 
 
+def _entity(code, representative):
+    return {"credit_code": code, "name": "单位" + code, "status": "存续",
+            "legal_representative_id": representative, "establish_date": D1,
+            "update_time": T1}  # fmt: skip
+
+
+def _linked(spark, settings, table="legal_person.entity"):
+    from datong import tables
+
+    rows = tables.read(spark, settings, table).collect()
+    return sorted((r["credit_code"], r["legal_representative_linked"]) for r in rows)
+
+
 def test_a_representative_registered_later_links_the_legal_person(spark, household_lake):
     """The person record arrives in batches that say nothing about the legal person."""
     from datong import tables
 
     settings = household_lake
-
-    def entity(code, representative):
-        return {"credit_code": code, "name": "单位" + code, "status": "存续",
-                "legal_representative_id": representative, "establish_date": D1,
-                "update_time": T1}  # fmt: skip
-
-    def linked(table="legal_person.entity"):
-        rows = tables.read(spark, settings, table).collect()
-        return sorted((r["credit_code"], r["legal_representative_linked"]) for r in rows)
-
+    register = "silver.household_register"
     # Batch 1: two enterprises, before the population library exists.
     _deliver(spark, settings, "b1", {"silver.enterprise_registration": [
-        entity("91A", "R"), entity("91B", "P"),
+        _entity("91A", "R"), _entity("91B", "P"),
     ]}, "legal_person")  # fmt: skip
-    assert linked() == [("91A", False), ("91B", False)]
-    # Batch 2: P is registered; the legal-person build that follows has nothing new of its own.
-    _deliver(spark, settings, "b2", {"silver.household_register": [_member("P", "H1", "02")]})
-    relinked = _deliver(spark, settings, "b2", {}, "legal_person")
+    assert _linked(spark, settings) == [("91A", False), ("91B", False)]
+    # Batch 2: P is registered (confirmed D2); the legal-person build has nothing of its own.
+    people = _deliver(spark, settings, "b2", {register: [_member("P", "H1", "02", update_time=T2)]})
+    relinked = _deliver(spark, settings, "b2", {}, "legal_person", people.keys)
     assert relinked.affected == 1  # 91B only: 91A's representative is still unknown
-    assert linked() == [("91A", False), ("91B", True)]
-    # Batch 3: R is registered.
-    _deliver(spark, settings, "b3", {"silver.household_register": [_member("R", "H2", "02")]})
-    assert _deliver(spark, settings, "b3", {}, "legal_person").affected == 1
-    assert linked() == [("91A", True), ("91B", True)]
+    assert _linked(spark, settings) == [("91A", False), ("91B", True)]
+    # Batch 3: R is registered (confirmed D3); every entity is compared, as a build's first.
+    _deliver(spark, settings, "b3", {register: [_member("R", "H2", "02", update_time=T3)]})
+    assert _deliver(spark, settings, "b3", {}, "legal_person", relink_all=True).affected == 1
+    assert _linked(spark, settings) == [("91A", True), ("91B", True)]
     # Nothing changed since: nothing to relink.
-    assert _deliver(spark, settings, "b4", {}, "legal_person").affected == 0
-    # The history keeps the unlinked versions, closed, and the linked ones open.
+    assert _deliver(spark, settings, "b4", {}, "legal_person", relink_all=True).affected == 0
+    # The unlinked versions end where the representative's person record starts.
     history = tables.read(spark, settings, "legal_person.entity_history").collect()
     versions = sorted(
-        (r["credit_code"], r["legal_representative_linked"], r["valid_to"] is None) for r in history
+        (r["credit_code"], r["legal_representative_linked"], r["valid_from"], r["valid_to"])
+        for r in history
     )
-    assert versions == [("91A", False, False), ("91A", True, True),
-                        ("91B", False, False), ("91B", True, True)]  # fmt: skip
+    assert versions == [("91A", False, D1, D3), ("91A", True, D3, None),
+                        ("91B", False, D1, D2), ("91B", True, D2, None)]  # fmt: skip
+    provenance = {
+        r["credit_code"]: r["_provenance"]["legal_representative_linked"]
+        for r in tables.read(spark, settings, "legal_person.entity").collect()
+    }
+    assert provenance == {"91A": ("population", D3), "91B": ("population", D2)}
+
+
+def test_an_entity_table_from_before_the_flag_gains_it(spark, household_lake):
+    """Tables written before ``legal_representative_linked`` existed: added, then filled."""
+    from datong import tables
+    from datong.storage import spark_location
+
+    settings = household_lake
+    _deliver(spark, settings, "b1", {"silver.enterprise_registration": [
+        _entity("91A", "R"), _entity("91B", "P"),
+    ]}, "legal_person")  # fmt: skip
+    for name in ("legal_person.entity", "legal_person.entity_history"):
+        old = tables.read(spark, settings, name).drop("legal_representative_linked")
+        old.localCheckpoint().write.format("delta").mode("overwrite").option(
+            "overwriteSchema", "true"
+        ).save(spark_location(settings, name))
+    _deliver(spark, settings, "b2", {"silver.household_register": [_member("P", "H1", "02")]})
+    assert _deliver(spark, settings, "b2", {}, "legal_person", relink_all=True).affected == 2
+    assert _linked(spark, settings) == [("91A", False), ("91B", True)]

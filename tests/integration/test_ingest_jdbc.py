@@ -106,7 +106,7 @@ def test_each_full_pull_lands_the_whole_table_as_its_own_batch(
     """A full snapshot has no watermark range: each pull is keyed by its run, not skipped."""
     from datong.contracts import load_resources
     from datong.sources import load_sources
-    from jobs.ingest import pull_jdbc, write_ledger
+    from jobs.ingest import finish_pull, pull_jdbc, write_ledger
 
     url = ensure_database(postgres_settings, "dept_hr_full")
     monkeypatch.setenv("DATONG_SOURCE_HUMAN_RESOURCES_URL", url)
@@ -120,6 +120,7 @@ def test_each_full_pull_lands_the_whole_table_as_its_own_batch(
     for _ in range(2):
         pulls.append(pull_jdbc(spark, lake, source, resource))
         write_ledger(spark, lake, pulls[-1:])
+        finish_pull(lake, source.id)  # as run_source does
     first, second = pulls
     assert first.status == second.status == "succeeded"
     assert first.rows_read == second.rows_read == total
