@@ -93,3 +93,32 @@ def test_wrong_encoding_and_truncation_fail_the_file(tmp_path: Path) -> None:
     source.write_bytes("id,name,address\n1,张三,武".encode())
     with pytest.raises(UnreadableFile, match="truncated"):
         stage(source, "csv", "utf-8", COLUMNS, tmp_path / "out.parquet")
+
+
+def test_a_file_read_in_small_blocks_stages_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks shorter than a line (carried over) and a line end on a block's last byte."""
+    exact = _exact(monkeypatch, MESSY, tmp_path)
+    for size in (7, 16, 23, 64):
+        monkeypatch.setattr(staging, "BLOCK_BYTES", size)
+        assert _fast(MESSY, tmp_path) == exact, size
+
+
+def test_an_undecodable_byte_in_a_later_block_is_named_by_its_offset_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "in.csv"
+    good = b"id,name,address\n1,a,b\n2,c,d\n"
+    source.write_bytes(good + b"3,\xff,e\n4,f,g\n")
+    monkeypatch.setattr(staging, "BLOCK_BYTES", 8)
+    # The 0xff follows 16 + 6 + 6 bytes of three lines and "3,": byte 30 from 0, on line 4.
+    with pytest.raises(UnreadableFile, match=r"at byte 30 \(line 4\)"):
+        stage(source, "csv", "utf-8", COLUMNS, tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+    source.write_bytes(good + b"3,e")
+    with pytest.raises(UnreadableFile, match="truncated"):
+        stage(source, "csv", "utf-8", COLUMNS, tmp_path / "out.parquet")
+    source.write_bytes(b"")
+    with pytest.raises(UnreadableFile, match="empty"):
+        stage(source, "csv", "utf-8", COLUMNS, tmp_path / "out.parquet")
