@@ -26,11 +26,16 @@ def _count(url: str) -> int:
         ).fetchone()[0]
 
 
-def test_jdbc_pull_is_incremental(postgres_settings, spark, tmp_path, monkeypatch):
-    url = ensure_database(postgres_settings, "dept_hr_ingest")
+def _department(postgres_settings, monkeypatch, tmp_path, database: str, persons: int, seed: int):
+    """A department database with a generated province in it, and an empty lake."""
+    url = ensure_database(postgres_settings, database)
     monkeypatch.setenv("DATONG_SOURCE_HUMAN_RESOURCES_URL", url)
-    lake = Settings(state_dir=tmp_path / "state", spark_master="local[2]")
-    generate(Options(persons=900, seed=13, out=tmp_path / "landing", db_url=url))
+    generate(Options(persons=persons, seed=seed, out=tmp_path / "landing", db_url=url))
+    return url, Settings(state_dir=tmp_path / "state", spark_master="local[2]")
+
+
+def test_jdbc_pull_is_incremental(postgres_settings, spark, tmp_path, monkeypatch):
+    url, lake = _department(postgres_settings, monkeypatch, tmp_path, "dept_hr_ingest", 900, 13)
     first_total = _count(url)
 
     [first] = run_source(SOURCE, settings=lake, spark=spark, register=False, validate=False)
@@ -67,10 +72,7 @@ def test_a_pull_interrupted_after_bronze_is_completed_not_pulled_twice(
     """The department's table grows before the rerun: the first range still lands once."""
     from jobs.ingest import QUARANTINE
 
-    url = ensure_database(postgres_settings, "dept_hr_resume")
-    monkeypatch.setenv("DATONG_SOURCE_HUMAN_RESOURCES_URL", url)
-    lake = Settings(state_dir=tmp_path / "state", spark_master="local[2]")
-    generate(Options(persons=600, seed=17, out=tmp_path / "landing", db_url=url))
+    url, lake = _department(postgres_settings, monkeypatch, tmp_path, "dept_hr_resume", 600, 17)
     first_total = _count(url)
 
     monkeypatch.setenv("DATONG_INGEST_FAULT", "after_bronze")
@@ -108,10 +110,7 @@ def test_each_full_pull_lands_the_whole_table_as_its_own_batch(
     from datong.sources import load_sources
     from jobs.ingest import finish_pull, pull_jdbc, write_ledger
 
-    url = ensure_database(postgres_settings, "dept_hr_full")
-    monkeypatch.setenv("DATONG_SOURCE_HUMAN_RESOURCES_URL", url)
-    lake = Settings(state_dir=tmp_path / "state", spark_master="local[2]")
-    generate(Options(persons=300, seed=19, out=tmp_path / "landing", db_url=url))
+    url, lake = _department(postgres_settings, monkeypatch, tmp_path, "dept_hr_full", 300, 19)
     total = _count(url)
     source = load_sources()[SOURCE].model_copy(update={"mode": "full"})
     resource = load_resources()[source.resource]
