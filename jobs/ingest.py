@@ -366,6 +366,15 @@ def _unfinished_pull(spark: SparkSession, settings: Settings, source: Source) ->
     )  # fmt: skip
 
 
+def pull_batch_id(started: dt.datetime) -> str:
+    """A pull's batch id: when it started, to the microsecond, at a fixed width.
+
+    Two pulls in one second differ, and the ids sort as the pulls started: a build takes a
+    source's batches in the order of their ids.
+    """
+    return f"pull-{started:%Y%m%d%H%M%S%f}"
+
+
 def pull_jdbc(spark: SparkSession, settings: Settings, source: Source, resource: Any) -> FileResult:
     """Pull a department table's new rows over JDBC and land them like a delivered file.
 
@@ -391,7 +400,7 @@ def pull_jdbc(spark: SparkSession, settings: Settings, source: Source, resource:
     started = dt.datetime.now()
     since = last_mark(spark, settings, source.id) if source.mode != "full" else None
     table = source.delivery.table  # type: ignore[union-attr]
-    batch_id = f"pull-{started:%Y%m%d%H%M%S%f}"  # two pulls in one second differ
+    batch_id = pull_batch_id(started)
     # Each pull is its own "file": a build records the files it consumed, so a name shared
     # by every pull would leave the second pull's rows unbuilt for good.
     result = FileResult(
