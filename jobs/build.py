@@ -375,11 +375,12 @@ def link_without_keys(spark: SparkSession, settings: Settings, batch_id: str) ->
     candidates = population.linkage_candidates(rejected, load_resources())
     if candidates.empty:
         return {}
+    # As Arrow, not pandas: ten million persons as Python strings do not fit beside Spark.
     reference = (
         tables.read(spark, settings, "population.person")
         .select("person_id", "name", "gender", F.col("birth_date").cast("string"),
                 "division_code", "address")
-        .toPandas()
+        .toArrow()
     )  # fmt: skip
     linked = link_records(candidates, reference)
     rows = candidates.merge(linked.links, on="record_id")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import splink.comparison_level_library as cll
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.comparison_library import CustomComparison
@@ -151,18 +152,36 @@ def _settings(
     )
 
 
-def _table(frame: pd.DataFrame, id_column: str) -> pa.Table:
+def _table(frame: pd.DataFrame | pa.Table, id_column: str) -> pa.Table:
     """Splink's input: unique_id plus the compared fields, all strings, None for blanks."""
-    columns: dict[str, list[str | None]] = {"unique_id": _strings(frame[id_column])}
+    if isinstance(frame, pa.Table):
+        # Column by column in Arrow: a reference of ten million persons never becomes Python
+        # objects (as pandas it took over 12 GB and the build was killed).
+        arrays = {"unique_id": frame[id_column]} | {field: frame[field] for field in FIELDS}
+        columns = {name: _stripped(array) for name, array in arrays.items()}
+        return pa.table(columns, schema=pa.schema([(c, pa.string()) for c in columns]))
+    lists: dict[str, list[str | None]] = {"unique_id": _strings(frame[id_column])}
     for field in FIELDS:
-        columns[field] = _strings(frame[field])
-    return pa.table(columns, schema=pa.schema([(c, pa.string()) for c in columns]))
+        lists[field] = _strings(frame[field])
+    return pa.table(lists, schema=pa.schema([(c, pa.string()) for c in lists]))
 
 
-def _check(frame: pd.DataFrame, id_column: str, what: str) -> None:
-    missing = [c for c in [id_column, *FIELDS] if c not in frame.columns]
+def _stripped(array: pa.ChunkedArray) -> pa.ChunkedArray:
+    """As ``_strings``, in Arrow: text, trimmed, None for blank."""
+    text = pc.utf8_trim_whitespace(pc.cast(array, pa.string()))
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def _check(frame: pd.DataFrame | pa.Table, id_column: str, what: str) -> None:
+    names = frame.column_names if isinstance(frame, pa.Table) else list(frame.columns)
+    missing = [c for c in [id_column, *FIELDS] if c not in names]
     if missing:
         raise ValueError(f"{what} lacks columns {missing}")
+    if isinstance(frame, pa.Table):
+        ids = pc.cast(frame[id_column], pa.string())
+        if ids.null_count or pc.count_distinct(ids).as_py() != len(ids):
+            raise ValueError(f"{what} {id_column} values must be present and unique")
+        return
     ids = frame[id_column]
     if ids.isna().any() or ids.astype(str).duplicated().any():
         raise ValueError(f"{what} {id_column} values must be present and unique")
@@ -227,7 +246,11 @@ def _count(links: pd.DataFrame) -> dict[str, int]:
 
 
 def _pairs(candidates: pa.Table, reference: pa.Table) -> pd.DataFrame:
-    """Scored candidate/reference pairs: record_id, person_id, match_weight, probability."""
+    """Scored candidate/reference pairs: record_id, person_id, match_weight, probability.
+
+    Only each candidate's two best pairs (by weight, then person ID) leave DuckDB: the
+    decision reads no more, and a large reference blocks tens of millions of pairs.
+    """
     logging.getLogger("splink").setLevel(logging.WARNING)
     db = DuckDBAPI()  # in-memory, this call's own
     try:
@@ -235,25 +258,34 @@ def _pairs(candidates: pa.Table, reference: pa.Table) -> pd.DataFrame:
         ref = db.register(reference, table_name="reference")
         model = _model(ref, _levels(), reference.num_rows)
         linker = Linker([cand, ref], model, log_level=None)
-        scored = linker.inference.predict().as_pandas_dataframe()
+        scored = linker.inference.predict().physical_name
+        best = db.duckdb_con.execute(
+            f"""
+            SELECT record_id, person_id, match_weight, probability FROM (
+              SELECT *, row_number() OVER (
+                PARTITION BY record_id ORDER BY match_weight DESC, person_id) AS _rank
+              FROM (
+                SELECT
+                  CASE WHEN source_dataset_l = 'candidates' THEN unique_id_l
+                       ELSE unique_id_r END AS record_id,
+                  CASE WHEN source_dataset_l = 'candidates' THEN unique_id_r
+                       ELSE unique_id_l END AS person_id,
+                  CAST(match_weight AS DOUBLE) AS match_weight,
+                  CAST(match_probability AS DOUBLE) AS probability
+                FROM {scored}))
+            WHERE _rank <= 2
+            """
+        ).df()
     finally:
         db.duckdb_con.close()
-    if scored.empty:
+    if best.empty:
         return _no_pairs()
-    left_is_candidate = scored["source_dataset_l"] == "candidates"
-    return pd.DataFrame(
-        {
-            "record_id": scored["unique_id_l"].where(left_is_candidate, scored["unique_id_r"]),
-            "person_id": scored["unique_id_r"].where(left_is_candidate, scored["unique_id_l"]),
-            "match_weight": scored["match_weight"].astype(float),
-            "probability": scored["match_probability"].astype(float),
-        }
-    )
+    return best
 
 
 def link_records(
     candidates: pd.DataFrame,
-    reference: pd.DataFrame,
+    reference: pd.DataFrame | pa.Table,
     *,
     accept: float = 0.99,
     review: float = 0.80,
@@ -273,7 +305,7 @@ def link_records(
         return LinkageResult(links, _count(links))
 
     record_ids = [str(r) for r in candidates["record_id"].tolist()]
-    if reference.empty:
+    if len(reference) == 0:
         pairs = _no_pairs()
     else:
         pairs = _pairs(_table(candidates, "record_id"), _table(reference, "person_id"))

@@ -174,3 +174,45 @@ def test_bad_input_is_refused() -> None:
         link_records(_candidates().drop(columns=["address"]), reference)
     with pytest.raises(ValueError, match="review <= accept"):
         link_records(_candidates(), reference, accept=0.5, review=0.9)
+
+
+def test_an_arrow_reference_links_as_the_same_persons_in_pandas() -> None:
+    """The build hands Spark's Arrow batches straight over; blanks and spaces read the same."""
+    import pyarrow as pa
+
+    frame = _reference(200)
+    # A filler typed with stray spaces and a blank address: both forms must clean it alike.
+    filler = frame.index[-1]
+    frame.loc[filler, "name"] = "  " + str(frame.loc[filler, "name"]) + " "
+    frame.loc[filler, "address"] = "   "
+    expected = link_records(_candidates(), frame)
+    got = link_records(_candidates(), pa.Table.from_pandas(frame, preserve_index=False))
+    assert got.counts == expected.counts
+    pd.testing.assert_frame_equal(got.links, expected.links)
+    assert linkage._table(pa.Table.from_pandas(frame, preserve_index=False), "person_id").equals(
+        linkage._table(frame, "person_id")
+    )
+    with pytest.raises(ValueError, match="unique"):
+        link_records(_candidates(), pa.Table.from_pandas(pd.concat([frame, frame.head(1)])))
+
+
+def test_only_the_two_best_pairs_of_a_candidate_are_kept() -> None:
+    """Three namesakes share a birth date with the candidate: the weakest cannot matter."""
+    third = (
+        "420106199511110063",
+        "陈静",
+        "2",
+        "1995-11-11",
+        "420111",
+        "湖北省武汉市洪山区珞喻路1号",
+    )
+    reference = pd.DataFrame(
+        [(TWIN_A, *KNOWN[4][1:]), (TWIN_B, *KNOWN[5][1:]), third], columns=["person_id", *COLUMNS]
+    )
+    candidate = pd.DataFrame([CANDIDATES[4]], columns=["record_id", *COLUMNS])
+    pairs = linkage._pairs(
+        linkage._table(candidate, "record_id"), linkage._table(reference, "person_id")
+    )
+    assert len(pairs) == 2
+    # Same division as the candidate beats the other division; the twins tie, by person ID.
+    assert sorted(pairs["person_id"]) == [TWIN_A, TWIN_B]
