@@ -62,6 +62,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         # The UI binds a port per session; the platform does not use it.
         "spark.ui.enabled": "false",
+        # Linkage collects the golden persons' compared columns as Arrow: 1.1 GB at 10M.
+        "spark.driver.maxResultSize": "4g",
         # Progress bars garble CLI output and CI logs.
         "spark.ui.showConsoleProgress": "false",
         # Delta rebuilds table state with 50 shuffle tasks by default; our logs are small.
