@@ -152,6 +152,13 @@ def main() -> None:
     parser.add_argument(
         "--ingest-only", action="store_true", help="ingest (or finish ingesting) and stop"
     )
+    parser.add_argument(
+        "--phase",
+        choices=["all", "full", "incremental"],
+        default="all",
+        help="full: the full build and DuckDB only (copy --state afterwards to compare code "
+        "versions); incremental: the 1 %% change and incremental build on a built --state",
+    )
     args = parser.parse_args()
 
     import duckdb
@@ -175,6 +182,14 @@ def main() -> None:
         print(f"ingest (not timed in the table): {time.monotonic() - began:.0f} s")
         if args.ingest_only:
             return
+    if args.phase == "incremental":
+        changed = _one_percent_change(args.landing, settings, spark)
+        began = time.monotonic()
+        incremental = build(["population"], settings, spark, register=False)
+        print(f"Machine: {machine_line()}; date {date.today().isoformat()}")
+        print(f"{changed:,} rows changed; incremental build {time.monotonic() - began:.0f} s; "
+              f"{sum(r.affected for r in incremental.results):,} persons rebuilt")  # fmt: skip
+        return
     bronze_rows = sum(
         tables.read(spark, settings, "bronze." + s.split(".")[1]).count() for s in SOURCES
     )
@@ -192,6 +207,12 @@ def main() -> None:
     connection.execute(DUCKDB_PERSON.format(lake=lake, out=out))
     duck_seconds = time.monotonic() - began
     duck_persons = connection.execute(f"SELECT count(*) FROM '{out}'").fetchone()[0]  # type: ignore[index]
+    if args.phase == "full":
+        print(f"Machine: {machine_line()}; date {date.today().isoformat()}")
+        print(f"{persons:,} persons, {bronze_rows:,} bronze rows: Spark full build "
+              f"{spark_seconds:.0f} s, DuckDB {duck_seconds:.1f} s ({duck_persons:,} persons), "
+              f"ratio {spark_seconds / duck_seconds:.1f}×")  # fmt: skip
+        return
 
     changed = _one_percent_change(args.landing, settings, spark)
     began = time.monotonic()

@@ -16,23 +16,30 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-#: Up to this many keys are broadcast to every task (an 18-character ID takes about 60 bytes
-#: in a broadcast relation: about 12 MB), so silver is filtered without being shuffled.
-BROADCAST_KEYS = 200_000
+#: Up to this many keys are broadcast to every task, so silver is filtered without being
+#: shuffled. An 18-character ID takes about 60 bytes in a broadcast relation: 60 MB at most.
+#: A 1 % change of a 10M province affects about 320,000 persons (whole households), which
+#: a limit of 200,000 sent down the path that reads and shuffles every silver row.
+BROADCAST_KEYS = 1_000_000
 
 
 @dataclass(frozen=True)
 class Affected:
-    """The distinct keys of the subjects a batch affects, in column ``key``, and their number."""
+    """The distinct keys of the subjects a batch affects, in column ``key``, and their number.
+
+    ``incremental``: the library holds subjects already (false for a full build's first
+    batch, which affects every subject and gains nothing from filtering by their keys).
+    """
 
     keys: DataFrame
     key: str
     count: int
+    incremental: bool = True
 
     @property
     def few(self) -> bool:
-        """Few enough to broadcast: an incremental batch, not a full build's first one."""
-        return self.count <= BROADCAST_KEYS
+        """Few enough to broadcast, in an incremental batch."""
+        return self.incremental and self.count <= BROADCAST_KEYS
 
     def hinted(self, frame: DataFrame) -> DataFrame:
         """``frame`` (no bigger than the keys), broadcast when the keys are few."""
