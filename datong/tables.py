@@ -40,3 +40,17 @@ def append(
     if transaction:
         writer = writer.option("txnAppId", transaction).option("txnVersion", 1)
     writer.save(spark_location(settings, name))
+
+
+def state(spark: SparkSession, settings: Settings, name: str) -> str | None:
+    """``<table id>@<version>``: equal only if nothing was committed to the table between two
+    calls (a table dropped and made again has a new id). None if there is no table."""
+    from delta.tables import DeltaTable
+
+    if not exists(spark, settings, name):
+        return None
+    table = DeltaTable.forPath(spark, spark_location(settings, name))
+    identity = table.detail().select("id").first()
+    version = table.history(1).select("version").first()
+    assert identity is not None and version is not None
+    return f"{identity['id']}@{version['version']}"

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEDGER = "ops.build_ledger"
+#: The population library's state (``tables.state``) each time every legal person was
+#: compared with it: a build whose population is still in that state skips the comparison.
+RELINK_LEDGER = "ops.relink_ledger"
 ORDER = ("population", "legal_person", "geo", "credit", "license", "materials")
 MODULES: dict[str, Any] = {"population": population, "legal_person": legal_person}
 #: Whether a legal person's representative is in the population library.
@@ -70,6 +73,8 @@ class BuildResult:
     tables: list[str] = field(default_factory=list)
     derived: dict[str, dict[str, int]] = field(default_factory=dict)
     views: list[str] = field(default_factory=list)
+    #: Whether every legal person was compared with the population library.
+    relinked_all: bool = False
 
 
 def library_tables(library: str) -> list[str]:
@@ -290,7 +295,7 @@ def build_library(
     result.affected = affected.count()
     if result.affected == 0:
         return result
-    subjects = Affected(affected, key, result.affected)
+    subjects = Affected(affected, key, result.affected, tables.exists(spark, settings, rules.table))
     result.keys = subjects
     if subjects.few:
         # An incremental batch: only the silver rows that can become the affected subjects'
@@ -352,6 +357,11 @@ def build_library(
     return result
 
 
+#: About this many golden persons are sampled for linkage's u probabilities (Splink draws
+#: its 2 million pairs from about 2,000 of them). A smaller library is its own sample.
+LINKAGE_SAMPLE = 50_000
+
+
 def link_without_keys(spark: SparkSession, settings: Settings, batch_id: str) -> dict[str, int]:
     """Offer the batch's rows quarantined for an invalid person ID to Splink linkage.
 
@@ -362,7 +372,7 @@ def link_without_keys(spark: SparkSession, settings: Settings, batch_id: str) ->
 
     from jobs.derived import from_pandas
     from jobs.ingest import QUARANTINE
-    from jobs.linkage import link_records
+    from jobs.linkage import blocking_values, link_records
 
     if not tables.exists(spark, settings, QUARANTINE):
         return {}
@@ -375,14 +385,25 @@ def link_without_keys(spark: SparkSession, settings: Settings, batch_id: str) ->
     candidates = population.linkage_candidates(rejected, load_resources())
     if candidates.empty:
         return {}
-    # As Arrow, not pandas: ten million persons as Python strings do not fit beside Spark.
-    reference = (
-        tables.read(spark, settings, "population.person")
-        .select("person_id", "name", "gender", F.col("birth_date").cast("string"),
-                "division_code", "address")
-        .toArrow()
+    persons = tables.read(spark, settings, "population.person").select(
+        "person_id", "name", "gender", F.col("birth_date").cast("string"), "division_code",
+        "address",
     )  # fmt: skip
-    linked = link_records(candidates, reference)
+    population_size = persons.count()
+    # Only the persons blocking can pair with a candidate leave Spark, and a sample of all
+    # for u: a batch's few hundred candidates against ten million persons need a few
+    # thousand of them, not all (as Arrow, 1.1 GB, collected in every batch).
+    blocked = F.lit(False)
+    for column, values in blocking_values(candidates).items():
+        blocked = blocked | F.col(column).isin(values)
+    every = max(1, population_size // LINKAGE_SAMPLE)
+    sample = persons.where(F.pmod(F.xxhash64("person_id"), F.lit(every)) == 0)
+    linked = link_records(
+        candidates,
+        persons.where(blocked).toArrow(),
+        sample=sample.toArrow(),
+        population=population_size,
+    )
     rows = candidates.merge(linked.links, on="record_id")
     rows["batch_id"] = batch_id
     frame = from_pandas(
@@ -404,6 +425,24 @@ def _write_ledger(
         "bronze_rows long, silver_upserted long, superseded long, built_at timestamp"
     )
     tables.append(spark.createDataFrame(rows, schema), settings, LEDGER, transaction=build_id)
+
+
+def _last_relink(spark: SparkSession, settings: Settings) -> str | None:
+    """The population state every legal person was last compared with."""
+    from pyspark.sql import functions as F
+
+    if not tables.exists(spark, settings, RELINK_LEDGER):
+        return None
+    row = tables.read(spark, settings, RELINK_LEDGER).orderBy(F.desc("relinked_at")).first()
+    return None if row is None else str(row["population_state"])
+
+
+def _record_relink(spark: SparkSession, settings: Settings, build_id: str, state: str) -> None:
+    frame = spark.createDataFrame(
+        [(state, build_id, dt.datetime.now())],
+        "population_state string, build_id string, relinked_at timestamp",
+    )
+    tables.append(frame, settings, RELINK_LEDGER, transaction=f"relink:{build_id}")
 
 
 def with_upstream(libraries: list[str]) -> list[str]:
@@ -485,7 +524,11 @@ def build(
         for row in new.groupBy("_batch_id", "_source_file").count().collect():
             files_rows = delivered.setdefault((name, row["_batch_id"]), {})
             files_rows[row["_source_file"]] = row["count"]
+    # Every entity is compared with the population library once per build, unless nothing
+    # was committed to the population library since the last such comparison (the derived
+    # libraries' builds, run one after the other, each include the legal-person library).
     relinked = False
+    compared = _last_relink(spark, settings) if "legal_person" in ordered else None
     for batch_id in sorted({batch for _, batch in delivered}):
         build_id = f"build:{batch_id}:{uuid.uuid4().hex[:12]}"
         changed: dict[str, DataFrame] = {}
@@ -508,24 +551,37 @@ def build(
                      merged.superseded, now)
                 )  # fmt: skip
         persons: Affected | None = None
+        population_state: str | None = None
         for library in ordered:
             if library not in MODULES:
                 continue
-            # Every entity is compared with the population library once per build (which
-            # may have been built alone since); after that, those of the persons rebuilt.
-            relink_all = library == "legal_person" and not relinked
+            relink_all = False
+            if library == "legal_person":
+                population_state = tables.state(spark, settings, "population.person")
+                # After the first comparison, only the entities of the persons rebuilt.
+                relink_all = not relinked and population_state != compared
+                result.relinked_all = result.relinked_all or relink_all
             built = build_library(spark, settings, library, batch_id, changed, persons, relink_all)
             result.results.append(built)
             if library == "population":
                 persons = built.keys
             relinked = relinked or library == "legal_person"
         _write_ledger(spark, settings, build_id, ledger_rows)
+        if population_state is not None and population_state != compared:
+            # Every entity has now been compared with the population as of that state: with
+            # all of it just now, or with the persons it rebuilt since the last record.
+            _record_relink(spark, settings, build_id, population_state)
+            compared = population_state
         result.batches.append(batch_id)
     if "legal_person" in ordered and not relinked:
         # No new batch, but the population library may have changed since the last build.
-        pass_ = build_library(spark, settings, "legal_person", "relink", {}, relink_all=True)
-        if pass_.affected:
-            result.results.append(pass_)
+        population_state = tables.state(spark, settings, "population.person")
+        if population_state is not None and population_state != compared:
+            pass_ = build_library(spark, settings, "legal_person", "relink", {}, relink_all=True)
+            result.relinked_all = True
+            if pass_.affected:
+                result.results.append(pass_)
+            _record_relink(spark, settings, "relink:" + uuid.uuid4().hex[:12], population_state)
     for library in ordered:
         if library not in DERIVED:
             continue

@@ -7,8 +7,14 @@ by random sampling of pairs *within the reference*: golden persons are distinct,
 such pair is a true non-match and the estimate does not depend on how few candidates there
 are. Each sampled u is floored at a population value, so a level never seen in a small
 sample (two references never share a birth date) cannot carry an unbounded weight; with no
-sample at all the floors are used. The prior is 1 / (len(reference) + 1): a candidate is one
+sample at all the floors are used. The prior is 1 / (population + 1): a candidate is one
 of the golden persons or nobody.
+
+A large population need not be handed over whole: blocking pairs a candidate only with the
+persons sharing one of its ``BLOCKING`` values (``blocking_values``), and u needs only a
+random sample. The caller passes those persons as the reference, a sample of the population
+for u, and the population's size for the prior; the pairs and their scores are those of the
+whole population, up to the sample's randomness.
 
 DuckDB's levenshtein and jaro_winkler work on UTF-8 bytes (one Chinese character is three),
 so a one-character difference in a name is its own level, counted per character.
@@ -33,6 +39,8 @@ if TYPE_CHECKING:
     from splink.internals.splink_dataframe import SplinkDataFrame
 
 FIELDS = ["name", "gender", "birth_date", "division_code", "address"]
+#: A pair is scored only if the two agree exactly on one of these.
+BLOCKING = ("birth_date", "name", "address")
 Decision = Literal["linked", "review", "unmatched"]
 DECISIONS: tuple[Decision, ...] = ("linked", "review", "unmatched")
 
@@ -142,11 +150,7 @@ def _settings(
     return SettingsCreator(
         link_type=link_type,
         comparisons=comparisons,
-        blocking_rules_to_generate_predictions=[
-            block_on("birth_date"),
-            block_on("name"),
-            block_on("address"),
-        ],
+        blocking_rules_to_generate_predictions=[block_on(column) for column in BLOCKING],
         probability_two_random_records_match=prior,
         retain_matching_columns=False,
     )
@@ -195,10 +199,14 @@ def _strings(values: pd.Series) -> list[str | None]:
     return out
 
 
-def _model(reference: SplinkDataFrame, levels: dict[str, list[_Level]], n: int) -> dict[str, Any]:
-    """The link_only model: hand-set m, u sampled within the reference and floored."""
-    linker = Linker(reference, _settings(levels, "dedupe_only", 1.0 / (n + 1)), log_level=None)
-    if n >= 2:
+def _model(
+    sample: SplinkDataFrame, rows: int, levels: dict[str, list[_Level]], population: int
+) -> dict[str, Any]:
+    """The link_only model: hand-set m, u sampled within ``sample`` (``rows`` persons) and
+    floored, the prior one in ``population`` + 1."""
+    prior = 1.0 / (population + 1)
+    linker = Linker(sample, _settings(levels, "dedupe_only", prior), log_level=None)
+    if rows >= 2:
         linker.training.estimate_u_using_random_sampling(
             max_pairs=_U_MAX_PAIRS, seed=_U_SEED, min_count_per_level=None, num_chunks=1
         )
@@ -211,7 +219,7 @@ def _model(reference: SplinkDataFrame, levels: dict[str, list[_Level]], n: int) 
             if dict_level.get("is_null_level"):
                 continue
             sampled = dict_level.get("u_probability")
-            if not isinstance(sampled, float | int) or n < 2:
+            if not isinstance(sampled, float | int) or rows < 2:
                 sampled = None
             if level.u_floor is None:  # else level: what the agreement levels leave over
                 u = sampled if sampled is not None else 1.0 - sum(floors)
@@ -245,18 +253,28 @@ def _count(links: pd.DataFrame) -> dict[str, int]:
     return counts
 
 
-def _pairs(candidates: pa.Table, reference: pa.Table) -> pd.DataFrame:
+def _pairs(
+    candidates: pa.Table,
+    reference: pa.Table,
+    sample: pa.Table | None = None,
+    population: int | None = None,
+) -> pd.DataFrame:
     """Scored candidate/reference pairs: record_id, person_id, match_weight, probability.
 
-    Only each candidate's two best pairs (by weight, then person ID) leave DuckDB: the
-    decision reads no more, and a large reference blocks tens of millions of pairs.
+    u is estimated within ``sample`` (default: the reference), the prior is one in
+    ``population`` (default: the reference's size). Only each candidate's two best pairs (by
+    weight, then person ID) leave DuckDB: the decision reads no more, and a large reference
+    blocks tens of millions of pairs.
     """
     logging.getLogger("splink").setLevel(logging.WARNING)
+    sample = reference if sample is None else sample
     db = DuckDBAPI()  # in-memory, this call's own
     try:
         cand = db.register(candidates, table_name="candidates")
         ref = db.register(reference, table_name="reference")
-        model = _model(ref, _levels(), reference.num_rows)
+        pool = ref if sample is reference else db.register(sample, table_name="sample")
+        size = reference.num_rows if population is None else population
+        model = _model(pool, sample.num_rows, _levels(), size)
         linker = Linker([cand, ref], model, log_level=None)
         scored = linker.inference.predict().physical_name
         best = db.duckdb_con.execute(
@@ -283,23 +301,41 @@ def _pairs(candidates: pa.Table, reference: pa.Table) -> pd.DataFrame:
     return best
 
 
+def blocking_values(candidates: pd.DataFrame) -> dict[str, list[str]]:
+    """Per ``BLOCKING`` column, the candidates' values (as compared: stripped, no blanks).
+
+    The golden persons with one of these values are the only ones blocking can pair with a
+    candidate: a reference of just those gives the pairs of the whole population.
+    """
+    return {
+        column: sorted({v for v in _strings(candidates[column]) if v is not None})
+        for column in BLOCKING
+    }
+
+
 def link_records(
     candidates: pd.DataFrame,
     reference: pd.DataFrame | pa.Table,
     *,
+    sample: pd.DataFrame | pa.Table | None = None,
+    population: int | None = None,
     accept: float = 0.99,
     review: float = 0.80,
 ) -> LinkageResult:
     """Link each candidate to its best golden person, send close calls to review.
 
-    Linked: best probability >= ``accept`` and no other person reaches ``review`` (two
-    plausible persons are a question for a human). Review: best >= ``review``. Otherwise,
-    and when blocking found no pair at all, unmatched.
+    ``reference``: the golden persons, or at least those sharing a ``blocking_values``
+    value with a candidate; then ``sample`` is a random sample of all of them (for u) and
+    ``population`` their number (for the prior). Linked: best probability >= ``accept`` and
+    no other person reaches ``review`` (two plausible persons are a question for a human).
+    Review: best >= ``review``. Otherwise, and when blocking found no pair at all, unmatched.
     """
     if not 0.0 < review <= accept <= 1.0:
         raise ValueError(f"need 0 < review <= accept <= 1, got {review=} {accept=}")
     _check(candidates, "record_id", "candidates")
     _check(reference, "person_id", "reference")
+    if sample is not None:
+        _check(sample, "person_id", "sample")
     if candidates.empty:
         links = _empty_links()
         return LinkageResult(links, _count(links))
@@ -308,7 +344,10 @@ def link_records(
     if len(reference) == 0:
         pairs = _no_pairs()
     else:
-        pairs = _pairs(_table(candidates, "record_id"), _table(reference, "person_id"))
+        pool = None if sample is None else _table(sample, "person_id")
+        pairs = _pairs(
+            _table(candidates, "record_id"), _table(reference, "person_id"), pool, population
+        )
 
     rows: list[tuple[str, str | None, float | None, Decision]] = []
     ranked = pairs.sort_values(

@@ -16,6 +16,7 @@ import pytest
 from datong import tables
 from datong.contracts import load_resources
 from datong.query import run
+from datong.storage import spark_location
 from jobs.build import LEDGER, ORDER, build
 from jobs.population import LINKABLE
 from tests.integration.conftest import BATCHES, SNAPSHOTS, as_of, table_rows, truth_rows
@@ -186,6 +187,13 @@ def test_incremental_build_equals_full_rebuild(libraries_built, spark):
     assert ledger.select("source_file").distinct().count() == ledger.count()
     # Nothing new: a second incremental build is a no-op.
     assert build(["population"], settings, spark, register=False).batches == []
+    # The full build compared every legal person with the population library. Nothing was
+    # committed to that library since, so the next build including legal persons does not.
+    assert result.relinked_all
+    assert not build(["legal_person"], settings, spark, register=False).relinked_all
+    location = spark_location(settings, "population.person")
+    spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ('datong.test' = 'touched')")
+    assert build(["legal_person"], settings, spark, register=False).relinked_all
 
 
 def test_rows_with_invalid_ids_are_linked_to_the_right_person(

@@ -216,3 +216,25 @@ def test_only_the_two_best_pairs_of_a_candidate_are_kept() -> None:
     assert len(pairs) == 2
     # Same division as the candidate beats the other division; the twins tie, by person ID.
     assert sorted(pairs["person_id"]) == [TWIN_A, TWIN_B]
+
+
+def test_the_persons_blocking_can_pair_link_as_the_whole_population() -> None:
+    """The build hands over only the persons sharing a blocking value with a candidate, with
+    the whole population as the sample for u and its size for the prior: same links."""
+    frame = _reference(500)
+    values = linkage.blocking_values(_candidates())
+    assert values["name"] == sorted({c[1] for c in CANDIDATES})
+    assert "1990-01-16" in values["birth_date"] and None not in values["address"]
+    mask = pd.Series(False, index=frame.index)
+    for column, wanted in values.items():
+        mask |= frame[column].isin(wanted)
+    narrowed = frame[mask]
+    # Fillers share no name, birth date or address with anyone: the known persons remain.
+    assert sorted(narrowed["person_id"]) == sorted(k[0] for k in KNOWN)
+    expected = link_records(_candidates(), frame)
+    got = link_records(_candidates(), narrowed, sample=frame, population=len(frame))
+    assert got.counts == expected.counts
+    pd.testing.assert_frame_equal(got.links, expected.links)
+    # Without the population's size the prior is one in 7, not one in 501: more links.
+    alone = link_records(_candidates(), narrowed)
+    assert alone.links["match_probability"].tolist() != expected.links["match_probability"].tolist()
