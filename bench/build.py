@@ -111,8 +111,11 @@ def _ingest(landing: Path, settings: Settings, spark) -> None:  # type: ignore[n
         print(f"ingest {source_id}: {time.monotonic() - began:.0f} s", flush=True)
 
 
-def _one_percent_change(landing: Path, settings: Settings, spark) -> int:  # type: ignore[no-untyped-def]
-    """1 % of the household register moves: a second batch with those rows' new address."""
+def _one_percent_change(landing: Path, settings: Settings, spark, offset: int = 0) -> int:  # type: ignore[no-untyped-def]
+    """1 % of the household register moves: a second batch with those rows' new address.
+
+    ``offset`` (0–99) picks which 1 %, so a built state can take several changes in turn.
+    """
     from datong.contracts import load_resources
     from datong.sources import load_sources
     from jobs.ingest import ingest_file, write_ledger
@@ -121,7 +124,8 @@ def _one_percent_change(landing: Path, settings: Settings, spark) -> int:  # typ
     resource = load_resources()[source.resource]
     first = next((landing / "public_security" / "household_register").glob("batch-0001/*.csv"))
     folder = settings.state_dir / "bench-landing" / "public_security" / "household_register"
-    target = folder / "batch-9999" / first.name
+    batch = f"batch-{9999 - offset:04d}"
+    target = folder / batch / first.name
     target.parent.mkdir(parents=True, exist_ok=True)
     changed = 0
     with (
@@ -134,12 +138,12 @@ def _one_percent_change(landing: Path, settings: Settings, spark) -> int:  # typ
         address = header.index("address")
         update = header.index("update_time")
         for number, row in enumerate(reader):
-            if number % 100 == 0 and len(row) == len(header):
-                row[address] = row[address] + "附1号"
+            if number % 100 == offset and len(row) == len(header):
+                row[address] = row[address] + f"附{offset + 1}号"
                 row[update] = "2026-07-15 09:00:00"
                 writer.writerow(row)
                 changed += 1
-    result = ingest_file(spark, settings, source, resource, "batch-9999", target,
+    result = ingest_file(spark, settings, source, resource, batch, target,
                          settings.state_dir / "bench-landing")  # fmt: skip
     write_ledger(spark, settings, [result])
     return changed
@@ -158,6 +162,14 @@ def main() -> None:
         default="all",
         help="full: the full build and DuckDB only (copy --state afterwards to compare code "
         "versions); incremental: the 1 %% change and incremental build on a built --state",
+    )
+    parser.add_argument(
+        "--change",
+        type=int,
+        default=0,
+        choices=range(100),
+        metavar="0-99",
+        help="which 1 %% of the household register changes (--phase incremental)",
     )
     args = parser.parse_args()
 
@@ -183,7 +195,7 @@ def main() -> None:
         if args.ingest_only:
             return
     if args.phase == "incremental":
-        changed = _one_percent_change(args.landing, settings, spark)
+        changed = _one_percent_change(args.landing, settings, spark, args.change)
         began = time.monotonic()
         incremental = build(["population"], settings, spark, register=False)
         print(f"Machine: {machine_line()}; date {date.today().isoformat()}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from datong.settings import Settings
@@ -40,6 +42,36 @@ def append(
     if transaction:
         writer = writer.option("txnAppId", transaction).option("txnVersion", 1)
     writer.save(spark_location(settings, name))
+
+
+#: Delta's own copy of a MERGE source, off while ``merge_source`` has made one.
+MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
+
+
+@contextmanager
+def merge_source(spark: SparkSession, source: DataFrame, few: bool) -> Iterator[DataFrame]:
+    """The source of one MERGE, computed once, and broadcast when ``few``.
+
+    Delta joins the source with the target up to three times (finding the touched files,
+    marking deletion vectors, writing). Broadcast, the source reaches every scan of the
+    target and the target is not shuffled for the first two: at 10M persons each shuffle
+    of the target moves its key column (100–200 MB) for a 1 % change. Delta would copy a
+    source that is not a plain Delta scan once more before using it (``materializeSource``,
+    which keeps the hint); it is checkpointed here already, so Delta's second copy is
+    turned off while the MERGE runs.
+    """
+    from pyspark.sql import functions as F
+
+    computed = source.localCheckpoint()
+    previous = spark.conf.get(MATERIALIZE_SOURCE, None)
+    spark.conf.set(MATERIALIZE_SOURCE, "none")
+    try:
+        yield F.broadcast(computed) if few else computed
+    finally:
+        if previous is None:
+            spark.conf.unset(MATERIALIZE_SOURCE)
+        else:
+            spark.conf.set(MATERIALIZE_SOURCE, previous)
 
 
 def state(spark: SparkSession, settings: Settings, name: str) -> str | None:

@@ -332,25 +332,27 @@ def build_library(
             )
         result.source_rows[name] = counted.rows
     current = gold.drop(golden.VERSION_HASH)
-    golden.merge_subjects(spark, settings, rules.table, key, affected, current)
+    few = subjects.few
+    golden.merge_subjects(spark, settings, rules.table, key, affected, current, few)
     # A few subjects: their open versions only are read, by a broadcast of their keys.
-    history_keys = F.broadcast(gold.select(key)) if subjects.few else None
+    history_keys = F.broadcast(gold.select(key)) if few else None
     golden.merge_history(spark, settings, rules.table + "_history", key, gold, history_keys)
     subject_affected = affected.withColumnRenamed(key, "subject")
     golden.replace_for_subjects(
-        spark, settings, rules.schema("conflict"), "subject", subject_affected, conflict_rows
+        spark, settings, rules.schema("conflict"), "subject", subject_affected, conflict_rows, few
     )
     golden.replace_for_subjects(
         spark, settings, rules.schema("correction_worklist"), "subject", subject_affected,
-        golden.worklist(conflict_rows, rules),
+        golden.worklist(conflict_rows, rules), few,
     )  # fmt: skip
     golden.replace_for_subjects(
-        spark, settings, rules.schema("unmatched"), "subject", subject_affected, unmatched_rows
-    )
+        spark, settings, rules.schema("unmatched"), "subject", subject_affected, unmatched_rows,
+        few,
+    )  # fmt: skip
     if library == "population":
         golden.replace_for_subjects(
             spark, settings, rules.schema("relationship"), key, affected,
-            population.relationships(current),
+            population.relationships(current), few,
         )  # fmt: skip
     if library == "population":
         result.linkage = link_without_keys(spark, settings, batch_id)

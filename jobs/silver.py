@@ -130,12 +130,16 @@ def merge_batch(
         .localCheckpoint()
     )
     condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-    (
-        DeltaTable.forPath(spark, spark_location(settings, name))
-        .alias("t")
-        .merge(latest.alias("s"), condition)
-        .whenMatchedUpdateAll(condition=f"t.{CONTENT_HASH} <> s.{CONTENT_HASH}")
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    # Only the changed rows go to the MERGE: it then needs no column of the target's rows
+    # but the key, where comparing content hashes in the MERGE read and shuffled them all.
+    staged = latest.join(wanted, keys, "left_semi")
+    with tables.merge_source(spark, staged, few) as source:
+        (
+            DeltaTable.forPath(spark, spark_location(settings, name))
+            .alias("t")
+            .merge(source.alias("s"), condition)
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
     return SilverResult(name, bronze_rows, upserted, bronze_rows - upserted, changed)
