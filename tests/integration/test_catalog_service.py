@@ -4,10 +4,12 @@ status read from a real Trino."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,6 +74,25 @@ def test_the_server_serves_the_catalogue_and_the_audit_hook(served):
         "query_id": "20261201_091739_00028_hnspk",
         "stored": True,
     }
+
+
+def test_an_idle_connection_outlives_a_clients_keep_alive(served):
+    """A pooled connection idle for longer than httpx keeps one (5 s) still answers: the
+    server must not close it first, or a client reusing it just then gets "Server
+    disconnected without sending a response" (uvicorn's default closes after 5 s)."""
+    connection = http.client.HTTPConnection("127.0.0.1", served.catalog_port, timeout=10)
+    try:
+        connection.request("GET", "/openapi.json")
+        first = connection.getresponse()
+        assert first.status == 200 and first.read()
+        opened = connection.sock
+        time.sleep(6.5)
+        connection.request("GET", "/openapi.json")
+        second = connection.getresponse()
+        assert second.status == 200 and second.read()
+        assert connection.sock is opened, "the request went over a new connection"
+    finally:
+        connection.close()
 
 
 @pytest.mark.parametrize("platform_settings", ["file"], indirect=True)
