@@ -17,7 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from datong import tables
@@ -333,27 +335,27 @@ def build_library(
         result.source_rows[name] = counted.rows
     current = gold.drop(golden.VERSION_HASH)
     few = subjects.few
-    golden.merge_subjects(spark, settings, rules.table, key, affected, current, few)
     # A few subjects: their open versions only are read, by a broadcast of their keys.
     history_keys = F.broadcast(gold.select(key)) if few else None
-    golden.merge_history(spark, settings, rules.table + "_history", key, gold, history_keys)
     subject_affected = affected.withColumnRenamed(key, "subject")
-    golden.replace_for_subjects(
-        spark, settings, rules.schema("conflict"), "subject", subject_affected, conflict_rows, few
-    )
-    golden.replace_for_subjects(
-        spark, settings, rules.schema("correction_worklist"), "subject", subject_affected,
-        golden.worklist(conflict_rows, rules), few,
-    )  # fmt: skip
-    golden.replace_for_subjects(
-        spark, settings, rules.schema("unmatched"), "subject", subject_affected, unmatched_rows,
-        few,
-    )  # fmt: skip
+
+    def replace(suffix: str, column: str, keys: DataFrame, rows: DataFrame) -> Callable[[], None]:
+        name = rules.schema(suffix)
+        return partial(golden.replace_for_subjects, spark, settings, name, column, keys, rows, few)
+
+    history = rules.table + "_history"
+    worklist = golden.worklist(conflict_rows, rules)
+    writes = [
+        partial(golden.merge_subjects, spark, settings, rules.table, key, affected, current, few),
+        partial(golden.merge_history, spark, settings, history, key, gold, history_keys),
+        replace("conflict", "subject", subject_affected, conflict_rows),
+        replace("correction_worklist", "subject", subject_affected, worklist),
+        replace("unmatched", "subject", subject_affected, unmatched_rows),
+    ]
     if library == "population":
-        golden.replace_for_subjects(
-            spark, settings, rules.schema("relationship"), key, affected,
-            population.relationships(current), few,
-        )  # fmt: skip
+        writes.append(replace("relationship", key, affected, population.relationships(current)))
+    # Each write is to its own table and reads none of the others'.
+    tables.together(spark, *writes)
     if library == "population":
         result.linkage = link_without_keys(spark, settings, batch_id)
     return result
@@ -535,14 +537,16 @@ def build(
         build_id = f"build:{batch_id}:{uuid.uuid4().hex[:12]}"
         changed: dict[str, DataFrame] = {}
         ledger_rows: list[tuple[Any, ...]] = []
-        for name, new in pending.items():
-            files_rows = delivered.get((name, batch_id))
-            if not files_rows:
-                continue
-            rows = new.where(F.col("_batch_id") == batch_id)
-            merged = silver.merge_batch(
-                spark, settings, resources[name], rows, sum(files_rows.values())
+        arrived = {n: delivered[(n, batch_id)] for n in pending if (n, batch_id) in delivered}
+        # One silver table per bronze table: the batch's MERGEs run at once.
+        merges = tables.together(spark, *(
+            partial(
+                silver.merge_batch, spark, settings, resources[name],
+                pending[name].where(F.col("_batch_id") == batch_id), sum(files_rows.values()),
             )
+            for name, files_rows in arrived.items()
+        ))  # fmt: skip
+        for (name, files_rows), merged in zip(arrived.items(), merges, strict=True):
             result.silver.append(merged)
             changed[merged.table] = merged.changed
             now = dt.datetime.now()
