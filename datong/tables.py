@@ -23,8 +23,14 @@ def exists(spark: SparkSession, settings: Settings, name: str) -> bool:
     return bool(DeltaTable.isDeltaTable(spark, spark_location(settings, name)))
 
 
-def read(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
-    return spark.read.format("delta").load(spark_location(settings, name))
+def read(
+    spark: SparkSession, settings: Settings, name: str, version: int | None = None
+) -> DataFrame:
+    """The table, or with ``version`` the table as that commit left it (time travel)."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(spark_location(settings, name))
 
 
 def append(

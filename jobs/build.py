@@ -6,7 +6,9 @@ and rebuild only those subjects' golden rows, history, conflicts and exclusions.
 build (``full=True``) clears the library's tables and the ledger first and then does the
 same over every batch, so a full and an incremental build over the same inputs give the
 same tables. The ledger row is written last: a crash anywhere before it is redone, with the
-same result, by the next run.
+same result, by the next run. Before a batch's first attempt, each silver table's state is
+recorded (``ops.build_start``): a rerun finds the batch's changes against that state, not
+against the silver rows the failed attempt already MERGEd, so it rebuilds the same subjects.
 
 ``datong build population legal_person`` runs it; so does the Airflow DAG
 ``build_base_libraries``, scheduled on the bronze tables' Assets.
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEDGER = "ops.build_ledger"
+#: Each silver table's state (``tables.state``) before a batch's first build attempt.
+STARTS = "ops.build_start"
 #: The population library's state (``tables.state``) each time every legal person was
 #: compared with it: a build whose population is still in that state skips the comparison.
 RELINK_LEDGER = "ops.relink_ledger"
@@ -421,6 +425,55 @@ def link_without_keys(spark: SparkSession, settings: Settings, batch_id: str) ->
     return linked.counts
 
 
+def _silver_before(
+    spark: SparkSession, settings: Settings, batch_id: str, names: list[str], resources: Any
+) -> dict[str, DataFrame | None]:
+    """Silver as each of ``names`` (bronze tables) was before this batch's first attempt.
+
+    None where no unfinished attempt changed the table (silver is then read as it is). An
+    attempt is unfinished while no build ledger row for the bronze table and batch is newer
+    than its start row; the first build of the batch records the start rows.
+    """
+    from pyspark.sql import functions as F
+
+    recorded: dict[str, str | None] = {}
+    if tables.exists(spark, settings, STARTS):
+        finished: dict[str, Any] = {}
+        if tables.exists(spark, settings, LEDGER):
+            built = tables.read(spark, settings, LEDGER).where(F.col("batch_id") == batch_id)
+            for row in built.groupBy("bronze").agg(F.max("built_at").alias("at")).collect():
+                finished[row["bronze"]] = row["at"]
+        starts = tables.read(spark, settings, STARTS).where(F.col("batch_id") == batch_id)
+        for row in sorted(starts.collect(), key=lambda r: r["started_at"]):
+            done = finished.get(row["bronze"])
+            if row["bronze"] not in recorded and (done is None or row["started_at"] > done):
+                recorded[row["bronze"]] = row["silver_state"]
+    now = dt.datetime.now()
+    states = {name: tables.state(spark, settings, silver.silver_name(name)) for name in names}
+    new = [(batch_id, n, states[n], now) for n in names if n not in recorded]
+    if new:
+        schema = "batch_id string, bronze string, silver_state string, started_at timestamp"
+        tables.append(spark.createDataFrame(new, schema), settings, STARTS)
+    before: dict[str, DataFrame | None] = {}
+    for name in names:
+        if name not in recorded or recorded[name] == states[name]:
+            before[name] = None  # the first attempt, or one that wrote nothing to silver
+        elif recorded[name] is None:
+            log.info(
+                "%s: completing batch %s, silver created by the failed attempt", name, batch_id
+            )
+            before[name] = silver.empty(spark, resources[name])
+        else:
+            table_id, version = str(recorded[name]).rsplit("@", 1)
+            current = states[name]
+            if current is None or current.rsplit("@", 1)[0] != table_id:
+                before[name] = None  # the table was removed or made anew since
+                continue
+            log.info("%s: completing batch %s against silver version %s", name, batch_id, version)
+            before[name] = tables.read(spark, settings, silver.silver_name(name), int(version))
+    return before
+
+
 def _write_ledger(
     spark: SparkSession, settings: Settings, build_id: str, rows: list[tuple[Any, ...]]
 ) -> None:
@@ -491,14 +544,15 @@ def build(
         names = [silver.silver_name(b) for b in bronze_names]
         names += [t for lib in ordered for t in library_tables(lib)]
         _reset(settings, names)
-        if tables.exists(spark, settings, LEDGER):
-            from delta.tables import DeltaTable
+        from delta.tables import DeltaTable
 
-            from datong.storage import spark_location
+        from datong.storage import spark_location
 
-            DeltaTable.forPath(spark, spark_location(settings, LEDGER)).delete(
-                F.col("bronze").isin(bronze_names)
-            )
+        for ops in (LEDGER, STARTS):
+            if tables.exists(spark, settings, ops):
+                DeltaTable.forPath(spark, spark_location(settings, ops)).delete(
+                    F.col("bronze").isin(bronze_names)
+                )
     consumed = _consumed(spark, settings)
     ingested = _ingested_files(spark, settings)
     result = BuildResult(ordered)
@@ -539,10 +593,12 @@ def build(
         ledger_rows: list[tuple[Any, ...]] = []
         arrived = {n: delivered[(n, batch_id)] for n in pending if (n, batch_id) in delivered}
         # One silver table per bronze table: the batch's MERGEs run at once.
+        before = _silver_before(spark, settings, batch_id, list(arrived), resources)
         merges = tables.together(spark, *(
             partial(
                 silver.merge_batch, spark, settings, resources[name],
                 pending[name].where(F.col("_batch_id") == batch_id), sum(files_rows.values()),
+                before[name],
             )
             for name, files_rows in arrived.items()
         ))  # fmt: skip

@@ -88,11 +88,14 @@ def merge_batch(
     resource: Any,
     batch: DataFrame,
     bronze_rows: int | None = None,
+    previous: DataFrame | None = None,
 ) -> SilverResult:
     """MERGE one batch of bronze rows into silver; the keys whose content changed.
 
     ``bronze_rows``, the batch's row count when the caller has counted it already, saves a
-    read of the batch.
+    read of the batch. ``previous``: silver as it was before this batch, when an earlier
+    attempt at the batch may have MERGEd it already (the changes are then those against
+    ``previous``, and the MERGE writes them again); the table as it is otherwise.
     """
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
@@ -108,7 +111,7 @@ def merge_batch(
     if not tables.exists(spark, settings, name):
         tables.append(latest, settings, name)
         return SilverResult(name, bronze_rows, upserted, bronze_rows - upserted, latest)
-    current = tables.read(spark, settings, name)
+    current = tables.read(spark, settings, name) if previous is None else previous
     old = current.select(*keys, F.col(CONTENT_HASH).alias("_old_hash"))
     few = upserted <= BROADCAST_KEYS
     if few:
