@@ -19,6 +19,8 @@ from jobs.build import LEDGER, build, library_tables
 from tests.conftest import make_settings
 from tests.integration.conftest import table_rows
 
+pytestmark = pytest.mark.integration
+
 POPULATION_SOURCES = [
     "public_security.household_register",
     "civil_affairs.death_registration",

@@ -9,6 +9,8 @@ import pytest
 from datong import tables
 from tests.conftest import make_settings
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def settings(tmp_path, s3_test_settings):
