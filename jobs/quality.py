@@ -233,18 +233,25 @@ def validate_bronze(
     checks = checks_for(name, as_of)
     frame = tables.read(spark, settings, name).where(F.col("_batch_id") == batch)
     # Read and derived once: GX's two passes, the quarantine and the ledger use the same rows.
-    frame = with_facts(frame, [d for c in checks for d in c.derived]).localCheckpoint()
-    results = validator(docs_dir(settings)).validate(frame, name, checks, BRONZE_KEY,
-                                                     cache=False)  # fmt: skip
-    lineage = {"_source_id": None, "_resource": name, "_source_file": None, "_batch_id": batch,
-               "_row_number": None, "_ingested_at": None, "_run_id": run.run_id}  # fmt: skip
-    rejected = None
-    # Keyed by resource and batch: a rerun (datong quality) reports again, quarantines once.
-    transaction = f"quality:{name}:{batch}"
-    if any(r.failing for r in results):  # else nothing to quarantine, and no empty commit
-        rejected = quarantine_rows(spark, frame, results, BRONZE_KEY, resource.element_names,
-                                   lineage).localCheckpoint()  # fmt: skip
-    files = _reconcile(frame, rejected)
+    # Cached, not checkpointed: each GX metric reads a few columns, and the columnar cache
+    # reads only those (at 1M rows GX's first pass took 15 s over a checkpoint, 8 s cached).
+    frame = with_facts(frame, [d for c in checks for d in c.derived]).persist()
+    try:
+        results = validator(docs_dir(settings)).validate(frame, name, checks, BRONZE_KEY,
+                                                         cache=False)  # fmt: skip
+        lineage = {"_source_id": None, "_resource": name, "_source_file": None,
+                   "_batch_id": batch, "_row_number": None, "_ingested_at": None,
+                   "_run_id": run.run_id}  # fmt: skip
+        rejected = None
+        # Keyed by resource and batch: a rerun (datong quality) reports again, quarantines once.
+        transaction = f"quality:{name}:{batch}"
+        if any(r.failing for r in results):  # else nothing to quarantine, and no empty commit
+            rejected = quarantine_rows(
+                spark, frame, results, BRONZE_KEY, resource.element_names, lineage
+            ).localCheckpoint()
+        files = _reconcile(frame, rejected)
+    finally:
+        frame.unpersist()
     if rejected is not None:
         tables.append(rejected, settings, REJECTED, transaction)
     ledger = [(run.run_id, name, batch, f, n, good, bad, now) for f, n, good, bad in files]

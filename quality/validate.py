@@ -133,7 +133,7 @@ class Validator:
     ) -> list[CheckResult]:  # fmt: skip
         """Every check's result on ``frame``, with the failing rows' ``key`` where it matters.
 
-        ``cache=False``: the caller has materialised ``frame`` with its facts
+        ``cache=False``: the caller has derived ``frame``'s facts, caches it
         (:func:`quality.facts.with_facts`) and uses it again; it is not cached twice.
         """
         from quality.facts import with_facts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -57,6 +58,40 @@ def test_dates_in_common_spellings_parse_and_nonsense_is_rejected(spark):
     assert [r["birth_date"] for r in out[:5]] == [dt.date(2020, 1, 31)] * 5
     assert out[5][rules.RULES] == ["INGEST-003:birth_date"]
     assert out[6][rules.RULES] == ["INGEST-002:birth_date"]
+
+
+def test_dates_that_do_not_exist_are_rejected_in_every_spelling(spark):
+    resource = _only(REGISTER, "birth_date")
+    out = _run(spark, resource, [["2021-02-29"], ["2021/02/29"], ["2020-13-01"], ["2020-1-31"],
+                                 ["2020-01-31 08:00:00"], ["2020-02-29"]])  # fmt: skip
+    assert [r[rules.RULES] for r in out[:5]] == [["INGEST-003:birth_date"]] * 5
+    assert out[5]["birth_date"] == dt.date(2020, 2, 29)
+
+
+def test_timestamps_in_each_spelling_parse_and_impossible_ones_are_rejected(spark):
+    resource = _only(REGISTER, "update_time")
+    out = _run(spark, resource, [
+        ["2023-05-06 07:08:09"], ["2023/05/06 07:08:09"], ["2023-05-06T07:08:09"],
+        ["２０２３-05-06 07:08:09"],  # full-width digits
+        ["2023-02-29 07:08:09"], ["2023-05-06 24:08:09"], ["2023-05-06 07:08"],
+        ["2023-05-06 07:08:09.5"], ["2023-05-06"],
+    ])  # fmt: skip
+    # Read in the session's zone (Asia/Shanghai); collect() gives the local wall time.
+    shanghai = dt.datetime(2023, 5, 6, 7, 8, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
+    local = shanghai.astimezone().replace(tzinfo=None)
+    assert [r["update_time"] for r in out[:4]] == [local] * 4
+    assert [r[rules.RULES] for r in out[:4]] == [[]] * 4
+    assert [r[rules.RULES] for r in out[4:]] == [["INGEST-004:update_time"]] * 5
+
+
+def test_text_is_trimmed_and_only_full_width_letters_and_digits_are_narrowed(spark):
+    resource = _only(REGISTER, "name", "address")
+    out = _run(spark, resource, [
+        ["\u3000张三 ", "ＡＢ栋１２号（东）"],
+        ["李四", "  "],
+    ])  # fmt: skip
+    assert (out[0]["name"], out[0]["address"]) == ("张三", "AB栋12号（东）")
+    assert (out[1]["name"], out[1]["address"]) == ("李四", None)
 
 
 def test_credit_codes_code_tables_lengths_and_field_counts(spark):
