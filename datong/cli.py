@@ -234,7 +234,7 @@ def ingest(
 
     from datong.sources import load_sources
     from datong.spark import spark_session
-    from jobs.ingest import run_source
+    from jobs.ingest import FileResult, run_source
 
     settings = _settings()
     declared = load_sources()
@@ -258,6 +258,13 @@ def ingest(
                 results += run_source(source_id, landing, settings, spark)
             except NotImplementedError as error:
                 err.print(f"[yellow]skipped:[/] {error}")
+            except Exception as error:  # one source's failure never stops the others
+                logging.getLogger("datong.ingest").exception("%s failed", source_id)
+                failure = f"{type(error).__name__}: {error}"
+                resource = declared[source_id].resource
+                results.append(
+                    FileResult(source_id, resource, "", "—", "", "failed", error=failure)
+                )
             progress.advance(task)
     table = Table("source", "file", "read", "accepted", "quarantined", "status", title="ingest")
     for result in results:

@@ -61,25 +61,46 @@ class FileResult:
     watermark_mark: str | None = None
 
 
+#: Names of files still being written or left by tools: not deliveries, looked at again later.
+IN_PROGRESS = (".part", ".tmp", ".filepart", ".crdownload")
+
+
 def _delivered_files(source: Source, resource: Any, landing: Path) -> list[tuple[str, Path]]:
+    """Every file in the source's batch folders (hidden and in-progress files aside)."""
     folder = landing / source.delivery.path  # type: ignore[union-attr]
-    suffix = EXTENSIONS[resource.delivery.format]
     found = []
     for batch in sorted(p for p in folder.glob("batch-*") if p.is_dir()):
         for path in sorted(batch.iterdir()):
-            if path.is_file() and path.suffix == suffix:
+            hidden = path.name.startswith(".") or path.name.lower().endswith(IN_PROGRESS)
+            if path.is_file() and not hidden:
                 found.append((batch.name, path))
     return found
 
 
-def succeeded_checksums(spark: SparkSession, settings: Settings, source_id: str) -> set[str]:
+def _not_a_delivery(resource: Any, path: Path, relative: str) -> str | None:
+    """Why ``path`` cannot be this resource's delivery (its format by name), or None."""
+    suffix = EXTENSIONS[resource.delivery.format]
+    if path.suffix.lower() == suffix:
+        return None
+    return (
+        f"{relative}: not a {suffix} file, the format {resource.name} is declared in / "
+        f"文件格式与资源目录声明的 {suffix} 不符"
+    )
+
+
+def succeeded_files(spark: SparkSession, settings: Settings, source_id: str) -> dict[str, str]:
+    """Each file of the source ingested successfully: its path and the checksum it had."""
     from pyspark.sql import functions as F
 
     if not tables.exists(spark, settings, LEDGER):
-        return set()
+        return {}
     ledger = tables.read(spark, settings, LEDGER)
     rows = ledger.where((F.col("source_id") == source_id) & (F.col("status") == "succeeded"))
-    return {row["checksum"] for row in rows.select("checksum").distinct().collect()}
+    return {row["file"]: row["checksum"] for row in rows.select("file", "checksum").collect()}
+
+
+def succeeded_checksums(spark: SparkSession, settings: Settings, source_id: str) -> set[str]:
+    return set(succeeded_files(spark, settings, source_id).values())
 
 
 def with_reasons(checked: DataFrame) -> DataFrame:
@@ -137,7 +158,8 @@ def ingest_file(
     fmt = "csv" if resource.delivery.format == "db_table" else resource.delivery.format
     target = settings.state_dir / "staging" / source.id / f"{checksum}.parquet"
     try:
-        staged = stage(path, fmt, resource.delivery.encoding, columns, target)
+        types = {e.name: e.type for e in resource.elements}
+        staged = stage(path, fmt, resource.delivery.encoding, columns, target, types)
     except UnreadableFile as error:
         result.error = f"{relative}: {error}"
         result.finished_at = dt.datetime.now()
@@ -272,15 +294,34 @@ def run_source(
             _validate_batches(spark, settings, resource.name, results, register)
         return results
     landing_root = Path(landing) if landing else settings.state_dir / "landing"
-    done = succeeded_checksums(spark, settings, source_id)
+    landed = succeeded_files(spark, settings, source_id)
+    done = set(landed.values())
     results: list[FileResult] = []
     for batch_id, path in _delivered_files(source, resource, landing_root):
         checksum = file_checksum(path)
+        relative = path.relative_to(landing_root).as_posix()
         if checksum in done:
             results.append(
-                FileResult(source.id, resource.name, batch_id,
-                           path.relative_to(landing_root).as_posix(), checksum, "skipped")
+                FileResult(source.id, resource.name, batch_id, relative, checksum, "skipped")
+            )
+            continue
+        refusal = _not_a_delivery(resource, path, relative)
+        if refusal is None and relative in landed:
+            # A delivery is never rewritten: its rows are in bronze and built, and a second
+            # content under the same name would sit beside them with the same lineage.
+            refusal = (
+                f"{relative}: the file changed after it was ingested (checksum "
+                f"{landed[relative][:12]}… then, {checksum[:12]}… now); a correction is "
+                "delivered in a new batch folder / 文件入库后被改动，更正数据请放入新的批次目录"
+            )
+        if refusal is not None:
+            now = dt.datetime.now()
+            result = FileResult(
+                source.id, resource.name, batch_id, relative, checksum, "failed",
+                error=refusal, run_id=uuid.uuid4().hex, started_at=now, finished_at=now,
             )  # fmt: skip
+            write_ledger(spark, settings, [result])
+            results.append(result)
             continue
         result = ingest_file(spark, settings, source, resource, batch_id, path, landing_root)
         write_ledger(spark, settings, [result])

@@ -2,8 +2,12 @@
 
 The latest version of a key wins: the later batch, then the later update time (the first of
 ``update_time``, ``registration_date`` or ``issue_date`` the contract has), then the later
-record in the file. The rule is ``DEDUP_RULE``; every superseded or duplicate bronze row is
-counted in the build ledger, so bronze rows = silver upserts + superseded, always.
+record in the file (then the later file name, so that the choice never depends on the
+plan). The rule is ``DEDUP_RULE``, and it holds across batches too: a batch built late (a
+department's redelivery of a file that failed, after a newer batch was built) changes no
+key whose silver row is newer, so the incremental build ends where a full build does. Every
+superseded or duplicate bronze row is counted in the build ledger, so bronze rows = silver
+upserts + superseded, always.
 
 ``transform`` is pure; ``merge_batch`` MERGEs one bronze batch into ``silver.<table>`` and
 returns the keys whose content changed, which is what the base libraries rebuild.
@@ -25,7 +29,7 @@ if TYPE_CHECKING:
 ORDER_COLUMNS = ("update_time", "registration_date", "issue_date")
 DEDUP_RULE = (
     "latest version per primary key: later batch, then later update/registration time, "
-    "then later record number / 同一主键取最新版本"
+    "then later record number, then later file name / 同一主键取最新版本"
 )
 CONTENT_HASH = "_content_hash"
 SILVER_LINEAGE = ["_source_file", "_batch_id", "_row_number"]
@@ -45,12 +49,29 @@ def silver_name(bronze: str) -> str:
     return "silver." + bronze.split(".", 1)[1]
 
 
-def _order(frame: DataFrame) -> list[Column]:
+def _version_columns(frame: DataFrame) -> list[Column]:
+    """What makes one row of a key later than another, most significant first."""
     from pyspark.sql import functions as F
 
-    order = [F.col("_batch_id").desc()]
-    order += [F.col(c).desc_nulls_last() for c in ORDER_COLUMNS if c in frame.columns][:1]
-    return [*order, F.col("_row_number").desc()]
+    updated = [F.col(c) for c in ORDER_COLUMNS if c in frame.columns][:1]
+    return [F.col("_batch_id"), *updated, F.col("_row_number"), F.col("_source_file")]
+
+
+def _order(frame: DataFrame) -> list[Column]:
+    """The latest row first (a missing update time counts as the earliest)."""
+    return [column.desc_nulls_last() for column in _version_columns(frame)]
+
+
+def version(frame: DataFrame) -> Column:
+    """A row's place in the ``_order``, as one comparable value (a later row is greater)."""
+    from pyspark.sql import functions as F
+
+    # A struct compares field by field; a null field would compare as unknown, so a missing
+    # update time is written as a flag that sorts it before every present one.
+    fields = []
+    for number, column in enumerate(_version_columns(frame)):
+        fields += [column.isNotNull().alias(f"_p{number}"), column.alias(f"_v{number}")]
+    return F.struct(*fields)
 
 
 def transform(bronze: DataFrame, resource: Any) -> DataFrame:
@@ -112,14 +133,19 @@ def merge_batch(
         tables.append(latest, settings, name)
         return SilverResult(name, bronze_rows, upserted, bronze_rows - upserted, latest)
     current = tables.read(spark, settings, name) if previous is None else previous
-    old = current.select(*keys, F.col(CONTENT_HASH).alias("_old_hash"))
+    old = current.select(
+        *keys, F.col(CONTENT_HASH).alias("_old_hash"), version(current).alias("_old_version")
+    )
     few = upserted <= BROADCAST_KEYS
     if few:
         # A small batch: its keys are broadcast and silver filtered by them, not shuffled.
         old = old.join(F.broadcast(latest.select(*keys)), keys, "left_semi")
+    # A key changes when it is new, or when its row differs and is not older than silver's
+    # (a late batch's older row would undo a newer batch: a full build orders them).
+    newer = version(latest) >= F.col("_old_version")
     changed_keys = (
         latest.join(old, keys, "left")
-        .where(F.col("_old_hash").isNull() | (F.col("_old_hash") != F.col(CONTENT_HASH)))
+        .where(F.col("_old_hash").isNull() | ((F.col("_old_hash") != F.col(CONTENT_HASH)) & newer))
         .select(*keys)
         .localCheckpoint()
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import hashlib
 import io
 import json
@@ -31,6 +32,8 @@ ROW_GROUP = 100_000
 #: memory for a block, not for the file.
 BLOCK_BYTES = 4 << 20  # 1M persons' register: 300 MiB peak instead of 2.2 GiB, and faster
 #: Encodings in which a newline byte is always a newline, never part of another character.
+#: A byte-order mark, decoded: dropped at the start of a file, never data.
+BOM = "\ufeff"
 LINE_SAFE = frozenset({"utf-8", "gb18030", "gbk", "gb2312", "ascii"})
 TRUNCATED = (
     "the last record has no line terminator: the file is truncated / "
@@ -88,7 +91,9 @@ def _blocks(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
             cut = data.rfind(b"\n") + 1
             block, carry = data[:cut], data[cut:]
             if block:
-                yield line, _decode(block, encoding, offset, line)
+                text = _decode(block, encoding, offset, line)
+                # Excel's "CSV UTF-8" starts with a byte-order mark: not part of the header.
+                yield line, text.removeprefix(BOM) if offset == 0 else text
                 offset += len(block)
                 line += block.count(b"\n")
 
@@ -106,7 +111,7 @@ def _decoded_text(path: Path, encoding: str) -> str:
         ) from None
     if text and not text.endswith("\n"):
         raise UnreadableFile(TRUNCATED)
-    return text
+    return text.removeprefix(BOM)
 
 
 def _csv_records(text: str, columns: list[str]):
@@ -129,10 +134,13 @@ def _csv_records(text: str, columns: list[str]):
         yield number, raw, fields
 
 
-def _jsonl_records(path: Path, columns: list[str]):
-    text = _decoded_text(path, "utf-8")
+def _jsonl_records(path: Path, columns: list[str], encoding: str):
+    text = _decoded_text(path, encoding)
     expected = set(columns)
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Records end at "\n" only: JSON strings may hold U+2028 and other line separators
+    # unescaped, which ``str.splitlines`` would cut a record at.
+    lines = text.split("\n")[:-1] if text else []
+    for number, line in enumerate((line.removesuffix("\r") for line in lines), start=1):
         try:
             payload = json.loads(line)
         except json.JSONDecodeError:
@@ -144,7 +152,20 @@ def _jsonl_records(path: Path, columns: list[str]):
         yield number, line, [None if payload[c] is None else str(payload[c]) for c in columns]
 
 
-def _xlsx_records(path: Path, columns: list[str]):
+def _cell_text(value: Any, date_column: bool) -> str:
+    """A cell as the text a CSV delivery would hold: ISO dates, no float noise on integers."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        if date_column and value.time() == dt.time(0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _xlsx_records(path: Path, columns: list[str], types: dict[str, str]):
     from openpyxl import load_workbook
 
     try:
@@ -157,8 +178,12 @@ def _xlsx_records(path: Path, columns: list[str]):
     header = [str(v) for v in next(rows, ()) if v is not None]
     if header != columns:
         raise UnreadableFile(f"header {header[:5]}… does not match the contract / 表头与声明不一致")
+    dates = [types.get(c) == "date" for c in columns]
     for number, row in enumerate(rows, start=1):
-        values = ["" if v is None else str(v) for v in row]
+        values = [_cell_text(v, i < len(dates) and dates[i]) for i, v in enumerate(row)]
+        # Rows are as wide as the sheet's widest: a stray cell far right pads every row.
+        while len(values) > len(columns) and values[-1] == "":
+            values.pop()
         values += [""] * (len(columns) - len(values))  # Excel drops trailing empty cells
         yield number, "\t".join(values), values
 
@@ -291,10 +316,32 @@ def _stage_csv_blocks(
     return StagedFile(target, records, file_checksum(path))
 
 
+def _readable(records: Iterator[tuple[int, str, list[str]]], fmt: str):
+    """``records``, with a reader's failure part-way (a corrupt XLSX sheet) as UnreadableFile."""
+    number = 0
+    try:
+        for number, raw, fields in records:
+            yield number, raw, fields
+    except UnreadableFile:
+        raise
+    except Exception as error:  # openpyxl reads sheets lazily and raises XML errors of any kind
+        raise UnreadableFile(
+            f"unreadable {fmt.upper()} content after record {number} ({error}) / 文件内容无法读取"
+        ) from None
+
+
 def stage(
-    path: Path, fmt: str, encoding: str | None, columns: list[str], target: Path
+    path: Path,
+    fmt: str,
+    encoding: str | None,
+    columns: list[str],
+    target: Path,
+    types: dict[str, str] | None = None,
 ) -> StagedFile:
-    """Parse ``path`` into a Parquet file of strings under ``target``; raise UnreadableFile."""
+    """Parse ``path`` into a Parquet file of strings under ``target``; raise UnreadableFile.
+
+    ``types``: each column's contract type, for cells that carry one (XLSX dates).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         encoding = encoding or "utf-8"
@@ -310,16 +357,16 @@ def stage(
             return StagedFile(target, fast.num_rows, file_checksum(path))
         records = _csv_records(text, columns)
     elif fmt == "jsonl":
-        records = _jsonl_records(path, columns)
+        records = _jsonl_records(path, columns, encoding or "utf-8")
     elif fmt == "xlsx":
-        records = _xlsx_records(path, columns)
+        records = _xlsx_records(path, columns, types or {})
     else:
         raise UnreadableFile(f"unsupported delivery format {fmt!r}")
     numbers: list[int] = []
     raws: list[str] = []
     counts: list[int] = []
     values: list[list[str | None]] = [[] for _ in columns]
-    for number, raw, fields in records:
+    for number, raw, fields in _readable(records, fmt):
         numbers.append(number)
         raws.append(raw)
         counts.append(len(fields))

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,8 +208,23 @@ def _report(options: Options, resource: Any, writer: DeliveryWriter) -> FileRepo
     )
 
 
+def redelivery_dir(out: Path, batch: int) -> Path:
+    """Where the intact copy of each file broken on purpose is kept: the department's
+    corrected delivery, at the same path below it as the broken file below ``out``."""
+    return out / "_truth" / f"batch-{batch:04d}" / "redelivery"
+
+
+def _keep_intact(options: Options, relative: str) -> None:
+    kept = redelivery_dir(options.out, options.batch) / relative
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(options.out / relative, kept)
+
+
 def _file_level_errors(options: Options, manifest: Manifest, truth: GroundTruth) -> None:
-    """Truncate one CSV file and re-encode another, as the rates ask; both fail whole."""
+    """Truncate one CSV file and re-encode another, as the rates ask; both fail whole.
+
+    Each file's intact copy is kept in ``redelivery_dir``.
+    """
     from datong.contracts import load_resources
 
     ctx = Context(options.seed, options.rates)
@@ -228,6 +244,7 @@ def _file_level_errors(options: Options, manifest: Manifest, truth: GroundTruth)
             break
         victim = rng.choice(candidates)
         chosen.add(victim.path)
+        _keep_intact(options, victim.path)
         path = options.out / victim.path
         path.write_bytes(path.read_text(encoding="utf-8").encode("gb18030"))
         victim.failure = "wrong_encoding"
@@ -240,6 +257,7 @@ def _file_level_errors(options: Options, manifest: Manifest, truth: GroundTruth)
             break
         victim = rng.choice(candidates)
         chosen.add(victim.path)
+        _keep_intact(options, victim.path)
         path = options.out / victim.path
         data = path.read_bytes()
         # Cut inside a record, just after its first field, like an interrupted transfer:

@@ -442,6 +442,40 @@ def test_a_batch_rebuilds_the_households_it_touches(spark, household_lake):
     assert related == set()
 
 
+def test_a_late_batch_changes_no_newer_row_and_ends_as_a_full_build(
+    spark, tmp_path, s3_test_settings
+):
+    """A batch-1 file built after batch 2 (a redelivery): as if built in batch order."""
+    from datong import tables
+    from tests.conftest import make_settings
+
+    register = "silver.household_register"
+    # Batch 1 as first delivered, batch 2, and the batch-1 file the department sent again
+    # later: P moved in batch 2 (H2); the late file still has P in H1 and adds Q.
+    first = [_member("P", "H1", "02")]
+    second = [_member("P", "H2", "02", update_time=T2)]
+    late = [_member("P", "H1", "02", name="人P旧"), _member("Q", "H3", "02")]
+
+    def persons(settings):
+        rows = tables.read(spark, settings, "population.person").collect()
+        return {r["person_id"]: (r["name"], r["household_id"]) for r in rows}
+
+    incremental = make_settings(tmp_path / "incremental", "file", s3_test_settings)
+    _deliver(spark, incremental, "batch-0001", {register: first})
+    _deliver(spark, incremental, "batch-0002", {register: second})
+    _deliver(spark, incremental, "batch-0001", {register: late})
+    ordered = make_settings(tmp_path / "ordered", "file", s3_test_settings)
+    _deliver(spark, ordered, "batch-0001", {register: first + late})
+    _deliver(spark, ordered, "batch-0002", {register: second})
+    # Expected from the batches' order, not from either build: P as batch 2 has him, Q added.
+    assert persons(incremental) == {"P": ("人P", "H2"), "Q": ("人Q", "H3")}
+    assert persons(ordered) == persons(incremental)
+    silver_rows = {
+        r["person_id"]: r["_batch_id"] for r in tables.read(spark, incremental, register).collect()
+    }
+    assert silver_rows == {"P": "batch-0002", "Q": "batch-0001"}
+
+
 def test_a_build_takes_the_files_the_ingest_ledger_says_landed(spark, household_lake):
     """Accepted rows of a succeeded ingest only: not a failed, skipped or all-rejected file."""
     from jobs import build

@@ -184,3 +184,49 @@ def test_a_file_delivered_twice_in_one_run_lands_once(landing, lake, spark, inge
     assert {r["_batch_id"] for r in landed.select("_batch_id").distinct().collect()} <= {
         "batch-0010"
     }
+
+
+def test_a_failed_file_sent_again_intact_lands(landing, lake, spark, ingested):
+    """The department's corrected redelivery of a file that failed whole, under its name."""
+    import shutil
+
+    from synthetic.generate import redelivery_dir
+
+    out, truth = landing
+    manifest = json.loads((out / "_truth" / "batch-0001" / "manifest.json").read_text())
+    records = {f["path"]: f["records"] for f in manifest["files"]}
+    failed = sorted({e["file"] for e in truth if e["expected"] == "failed_batch"})
+    for file in failed:
+        shutil.copyfile(redelivery_dir(out, 1) / file, out / file)
+        [result] = [r for r in run_source(_source_of(file), out, lake, spark, validate=False)
+                    if r.file == file]  # fmt: skip
+        assert result.status == "succeeded", result.error
+        assert result.rows_read == records[file] == result.accepted + result.quarantined
+
+
+def test_a_changed_or_foreign_file_is_refused_and_recorded(landing, lake, spark, ingested):
+    """A delivery is not rewritten in place; a file of another format is named, not ignored."""
+    out, _ = landing
+    source = "health.birth_certificate"
+    original = next((out / "health" / "birth_certificate" / "batch-0001").glob("*.jsonl"))
+    lines = original.read_text(encoding="utf-8").splitlines()[10:13]
+    folder = out / "health" / "birth_certificate" / "batch-0012"
+    folder.mkdir()
+    delivered = folder / "birth_certificate.jsonl"
+    delivered.write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
+    [first] = [r for r in run_source(source, out, lake, spark, validate=False)
+               if r.batch_id == "batch-0012"]  # fmt: skip
+    assert first.status == "succeeded" and first.rows_read == 2
+    delivered.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "notes.txt").write_text("说明\n", encoding="utf-8")
+    (folder / "more.jsonl.part").write_text(lines[2] + "\n", encoding="utf-8")
+    results = {Path(r.file).name: r for r in run_source(source, out, lake, spark, validate=False)
+               if r.batch_id == "batch-0012"}  # fmt: skip
+    assert set(results) == {"birth_certificate.jsonl", "notes.txt"}
+    changed, foreign = results["birth_certificate.jsonl"], results["notes.txt"]
+    assert changed.status == "failed" and "changed after it was ingested" in changed.error
+    assert foreign.status == "failed" and "not a .jsonl file" in foreign.error
+    bronze = tables.read(spark, lake, "bronze.birth_certificate").where("_batch_id = 'batch-0012'")
+    assert bronze.count() == first.accepted
+    ledger = tables.read(spark, lake, LEDGER).where("batch_id = 'batch-0012'")
+    assert sorted(r["status"] for r in ledger.collect()) == ["failed", "failed", "succeeded"]

@@ -122,3 +122,89 @@ def test_an_undecodable_byte_in_a_later_block_is_named_by_its_offset_and_line(
     source.write_bytes(b"")
     with pytest.raises(UnreadableFile, match="empty"):
         stage(source, "csv", "utf-8", COLUMNS, tmp_path / "out.parquet")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Excel's "CSV UTF-8" export starts with U+FEFF; both CSV paths and JSON Lines drop it."""
+    source = tmp_path / "in.csv"
+    source.write_bytes("\ufeffid,name,address\n1,张三,武汉\n".encode())
+    stage(source, "csv", "utf-8", COLUMNS, tmp_path / "fast.parquet")
+    monkeypatch.setattr(staging, "_stage_csv_blocks", lambda *args: None)
+    monkeypatch.setattr(staging, "_csv_table_fast", lambda text, columns: None)
+    stage(source, "csv", "utf-8", COLUMNS, tmp_path / "exact.parquet")
+    for staged in ("fast.parquet", "exact.parquet"):
+        [row] = _rows(tmp_path / staged)
+        assert (row["id"], row["name"], row["address"]) == ("1", "张三", "武汉"), staged
+    lines = tmp_path / "in.jsonl"
+    lines.write_bytes('\ufeff{"id": "1", "name": "张三", "address": "武汉"}\n'.encode())
+    [row] = _rows(stage(lines, "jsonl", None, COLUMNS, tmp_path / "lines.parquet").path)
+    assert (row[ROW_NUMBER], row["id"], row[FIELD_COUNT]) == (1, "1", 3)
+
+
+def test_json_lines_end_at_a_newline_only(tmp_path: Path) -> None:
+    """U+2028 inside a JSON string is data; a CRLF line end and a declared encoding count."""
+    source = tmp_path / "in.jsonl"
+    text = (
+        '{"id": "1", "name": "张\u2028三", "address": "武汉"}\r\n'
+        "not json\n"
+        '{"id": "3", "name": "李\u0085四", "address": "黄石"}\n'
+    )
+    source.write_bytes(text.encode("gb18030"))
+    rows = _rows(stage(source, "jsonl", "gb18030", COLUMNS, tmp_path / "out.parquet").path)
+    assert [(r[ROW_NUMBER], r["name"], r[FIELD_COUNT]) for r in rows] == [
+        (1, "张\u2028三", 3), (2, None, 0), (3, "李\u0085四", 3)
+    ]  # fmt: skip
+    assert rows[1][RAW] == "not json"
+
+
+def test_excel_dates_and_stray_cells_read_as_a_csv_delivery_would(tmp_path: Path) -> None:
+    """Date cells become ISO text by the column's type; empty cells right of the data go."""
+    import datetime as dt
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["id", "born", "seen"])
+    sheet.append(["1", dt.datetime(2020, 1, 5), dt.datetime(2020, 1, 5, 9, 30)])
+    sheet.append(["2", dt.date(2021, 3, 4), dt.datetime(2021, 3, 4)])
+    sheet.cell(row=3, column=8, value=None).value = ""  # a stray (empty) cell widens every row
+    sheet.cell(row=1, column=9).value = None
+    sheet.cell(row=4, column=7).value = " "
+    book.save(tmp_path / "in.xlsx")
+    types = {"id": "string", "born": "date", "seen": "timestamp"}
+    staged = stage(tmp_path / "in.xlsx", "xlsx", None, ["id", "born", "seen"],
+                   tmp_path / "out.parquet", types)  # fmt: skip
+    rows = [(r["id"], r["born"], r["seen"], r[FIELD_COUNT]) for r in _rows(staged.path)]
+    assert rows[:2] == [
+        ("1", "2020-01-05", "2020-01-05 09:30:00", 3),
+        ("2", "2021-03-04", "2021-03-04 00:00:00", 3),
+    ]
+    # A row with a value outside the declared columns keeps it: a malformed record.
+    assert rows[2][3] == 7 and rows[2][0] is None
+
+
+def test_an_unreadable_sheet_part_way_fails_the_file(tmp_path: Path) -> None:
+    import zipfile
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(COLUMNS)
+    for number in range(50):
+        book.active.append([str(number), "名", "址"])
+    book.save(tmp_path / "good.xlsx")
+    # The sheet's XML cut in the middle of its rows, the archive otherwise intact.
+    with (
+        zipfile.ZipFile(tmp_path / "good.xlsx") as good,
+        zipfile.ZipFile(tmp_path / "bad.xlsx", "w") as bad,
+    ):
+        for item in good.infolist():
+            data = good.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data[: len(data) // 2]
+            bad.writestr(item, data)
+    with pytest.raises(UnreadableFile, match="XLSX"):
+        stage(tmp_path / "bad.xlsx", "xlsx", None, COLUMNS, tmp_path / "out.parquet")

@@ -324,3 +324,18 @@ def test_a_chosen_resource_is_delivered_as_in_a_full_run(tmp_path):
     assert errors(tmp_path / "part") == errors(tmp_path / "all") != []
     with pytest.raises(ValueError, match="no generated resource"):
         generate(Options(persons=10, seed=5, out=tmp_path / "x", resources=frozenset({"bronze.x"})))
+
+
+def test_each_file_broken_on_purpose_is_kept_intact_for_its_redelivery(province):
+    """The department's corrected file: the declared encoding, every record, complete."""
+    from synthetic.generate import redelivery_dir
+
+    out, manifest = province
+    broken = [report for report in manifest.files if report.failure]
+    assert sorted(report.failure for report in broken) == ["truncated", "wrong_encoding"]
+    for report in broken:
+        intact = redelivery_dir(out, 1) / report.path
+        data = intact.read_bytes()
+        assert data.endswith(b"\n") and data != (out / report.path).read_bytes()
+        records = read_records(intact, report.format, report.encoding)
+        assert len(records) == report.records, report.path
