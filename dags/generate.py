@@ -40,8 +40,10 @@ $summary
 $sources
 $schedule_note
 $landing_note
-Each ingest task calls `jobs.ingest.run_source` and updates its bronze table's Airflow
-Asset `bronze.<table>`, so downstream DAGs can be scheduled on the data.
+Each ingest task calls `jobs.ingest.run_source` (through `dags.tasks`) and updates its
+bronze table's Airflow Asset `bronze.<table>`, so downstream DAGs can be scheduled on the
+data; a run with nothing new is skipped and updates nothing. A file that failed whole fails
+the group's `deliveries_complete` task, naming the file and why, after the rest landed.
 """
 
 $mark from schemas/sources/$department/: do not edit.
@@ -115,12 +117,19 @@ INGEST = Template('''\
         )
 
         @task(outlets=[bronze_table])
-        def ingest() -> None:
-            """Load $source_id into its bronze table."""
-            from jobs.ingest import run_source
+        def ingest() -> list[str]:
+            """Load $source_id; returns the failed files' errors."""
+            from dags.tasks import ingest_source
 
-            # Nothing goes to XCom: the job records each file it loads in its own ledger.
-            run_source($arguments)
+            # Only those errors go to XCom: the job records each file in its own ledger.
+            return ingest_source($arguments)
+
+        @task
+        def deliveries_complete(errors: list[str]) -> None:
+            """Fails, naming each file, when a delivery failed whole."""
+            from dags.tasks import check_deliveries
+
+            check_deliveries(errors)
 
 ''')
 
@@ -219,7 +228,9 @@ def _group(source: Source, resource: Resource) -> str:
         if landing
         else _literal(source.id),
     )
-    text += "        wait_for_batch >> ingest()\n" if landing else "        ingest()\n"
+    text += "        loaded = ingest()\n"
+    text += "        wait_for_batch >> loaded\n" if landing else ""
+    text += "        deliveries_complete(loaded)\n"
     return text
 
 

@@ -142,10 +142,18 @@ class DataElement(_Contract):
     grade: Grade
     personal: bool = Field(description="Personal information of a natural person (个人信息).")
     max_length: int | None = Field(default=None, ge=1)
+    registering_authority: str | None = Field(
+        default=None,
+        pattern="^[1-9A-HJ-NPQRTUWXY]$",
+        description="GB 32100 codes only: the registering authority (position 1) a register "
+        "holds, e.g. 9 for 市场监管's; a code of another authority is refused at ingest.",
+    )
     description: str | None = None
 
     @model_validator(mode="after")
     def _form_fits_type(self) -> DataElement:
+        if self.registering_authority and self.standard != "GB 32100":
+            raise ValueError("registering_authority applies to GB 32100 credit codes only")
         if self.type != "string":
             for field in ("max_length", "code_table", "allowed_values"):
                 if getattr(self, field) is not None:

@@ -43,6 +43,10 @@ STARTS = "ops.build_start"
 #: The population library's state (``tables.state``) each time every legal person was
 #: compared with it: a build whose population is still in that state skips the comparison.
 RELINK_LEDGER = "ops.relink_ledger"
+#: The state of the libraries a derived library read, each time it was rebuilt: a build
+#: rebuilds it when they changed since, even with no batch of its own (the Airflow DAG
+#: builds the population first, in a task of its own).
+DERIVED_LEDGER = "ops.derived_ledger"
 ORDER = ("population", "legal_person", "geo", "credit", "license", "materials")
 MODULES: dict[str, Any] = {"population": population, "legal_person": legal_person}
 #: Whether a legal person's representative is in the population library.
@@ -267,12 +271,15 @@ def build_library(
     changed: dict[str, DataFrame],
     persons: Affected | None = None,
     relink_all: bool = False,
+    recorded_on: dt.date | None = None,
 ) -> LibraryResult:
     """Rebuild the subjects of ``library`` touched by the changed silver rows.
 
     For legal persons, also those whose representative's presence in the population library
     changed: among the entities of ``persons`` (the persons this batch rebuilt), or among
-    all of them with ``relink_all``.
+    all of them with ``relink_all``. ``recorded_on``: the build's date, which a change
+    starts on in the history when its facts date it no later than the version it replaces
+    (``golden.merge_history``).
     """
     from pyspark.sql import functions as F
 
@@ -351,7 +358,9 @@ def build_library(
     worklist = golden.worklist(conflict_rows, rules)
     writes = [
         partial(golden.merge_subjects, spark, settings, rules.table, key, affected, current, few),
-        partial(golden.merge_history, spark, settings, history, key, gold, history_keys),
+        partial(
+            golden.merge_history, spark, settings, history, key, gold, history_keys, recorded_on
+        ),
         replace("conflict", "subject", subject_affected, conflict_rows),
         replace("correction_worklist", "subject", subject_affected, worklist),
         replace("unmatched", "subject", subject_affected, unmatched_rows),
@@ -502,6 +511,43 @@ def _record_relink(spark: SparkSession, settings: Settings, build_id: str, state
     tables.append(frame, settings, RELINK_LEDGER, transaction=f"relink:{build_id}")
 
 
+def _upstream_state(
+    spark: SparkSession, settings: Settings, library: str, known: dict[str, str | None]
+) -> str:
+    """The state (``tables.state``) of the main table of each library ``library`` reads.
+
+    ``known`` keeps the states looked up already in this build: a library reads only tables
+    of libraries before it in ``ORDER``, so a state once looked up holds for the loop.
+    """
+    names = [library_tables(up)[0] for up in DERIVED[library].UPSTREAM if library_tables(up)]
+    for name in names:
+        if name not in known:
+            known[name] = tables.state(spark, settings, name)
+    return ",".join(f"{name}={known[name]}" for name in names)
+
+
+def _last_read(spark: SparkSession, settings: Settings) -> dict[str, str]:
+    """Per derived library, the upstream state its last rebuild read."""
+    from pyspark.sql import functions as F
+
+    if not tables.exists(spark, settings, DERIVED_LEDGER):
+        return {}
+    latest = (
+        tables.read(spark, settings, DERIVED_LEDGER)
+        .groupBy("library")
+        .agg(F.max_by("upstream_state", "built_at").alias("upstream_state"))
+    )
+    return {row["library"]: row["upstream_state"] for row in latest.collect()}
+
+
+def _record_read(spark: SparkSession, settings: Settings, library: str, state: str) -> None:
+    frame = spark.createDataFrame(
+        [(library, state, dt.datetime.now())],
+        "library string, upstream_state string, built_at timestamp",
+    )
+    tables.append(frame, settings, DERIVED_LEDGER)
+
+
 def with_upstream(libraries: list[str]) -> list[str]:
     """``libraries`` and every library they read, in build order."""
     unknown = sorted(set(libraries) - set(ORDER))
@@ -623,7 +669,9 @@ def build(
                 # After the first comparison, only the entities of the persons rebuilt.
                 relink_all = not relinked and population_state != compared
                 result.relinked_all = result.relinked_all or relink_all
-            built = build_library(spark, settings, library, batch_id, changed, persons, relink_all)
+            built = build_library(
+                spark, settings, library, batch_id, changed, persons, relink_all, as_of
+            )
             result.results.append(built)
             if library == "population":
                 persons = built.keys
@@ -639,19 +687,24 @@ def build(
         # No new batch, but the population library may have changed since the last build.
         population_state = tables.state(spark, settings, "population.person")
         if population_state is not None and population_state != compared:
-            pass_ = build_library(spark, settings, "legal_person", "relink", {}, relink_all=True)
+            pass_ = build_library(
+                spark, settings, "legal_person", "relink", {}, relink_all=True, recorded_on=as_of
+            )
             result.relinked_all = True
             if pass_.affected:
                 result.results.append(pass_)
             _record_relink(spark, settings, "relink:" + uuid.uuid4().hex[:12], population_state)
+    last_read, known = _last_read(spark, settings), {}
     for library in ordered:
         if library not in DERIVED:
             continue
         missing = [t for t in library_tables(library) if not tables.exists(spark, settings, t)]
-        if result.batches or missing:
+        read = _upstream_state(spark, settings, library, known)
+        if result.batches or missing or last_read.get(library) != read:
             # Derived libraries read whole tables: one rebuild after all the batches.
             log.info("%s: building as of %s", library, as_of)
             result.derived[library] = DERIVED[library].build(spark, settings, as_of)
+            _record_read(spark, settings, library, read)
     written = [silver.silver_name(b) for b in bronze_names]
     written += [t for lib in ordered for t in library_tables(lib)] + [LEDGER]
     result.tables = [t for t in written if tables.exists(spark, settings, t)]

@@ -198,10 +198,13 @@ LINKABLE = {
     "bronze.natural_person_taxpayer": "tax",
 }
 INVALID_ID_RULE = "INGEST-007"
+#: A row whose person ID is missing (a required value) may still plainly describe a person.
+MISSING_ID_RULE = "INGEST-002"
 
 
 def linkage_candidates(rejected: list[Any], resources: dict[str, Any]) -> Any:
-    """Quarantined rows of ``LINKABLE`` sources whose person ID failed, as Splink candidates.
+    """Quarantined rows of ``LINKABLE`` sources whose person ID is invalid or missing, as
+    Splink candidates.
 
     The raw text is split as delivered (CSV, JSON Lines, XLSX cells). The birth date comes
     from the row when it has one, else from the ID's birth segment, which a wrong check
@@ -217,7 +220,7 @@ def linkage_candidates(rejected: list[Any], resources: dict[str, Any]) -> Any:
     for item in rejected:
         resource = resources[item["_resource"]]
         failed = {(p["rule_id"], p["field"]) for p in item["problems"]}
-        if (INVALID_ID_RULE, "person_id") not in failed:
+        if not failed & {(INVALID_ID_RULE, "person_id"), (MISSING_ID_RULE, "person_id")}:
             continue
         columns = [e.name for e in resource.elements]
         fmt = resource.delivery.format

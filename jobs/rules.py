@@ -194,6 +194,10 @@ def transform(staged: DataFrame, resource: Any) -> DataFrame:
             problems.append(F.when(present & ~valid_citizen_id(text), F.lit(f"INGEST-007:{name}")))
         if element.standard == "GB 32100":
             problems.append(F.when(present & ~valid_credit_code(text), F.lit(f"INGEST-008:{name}")))
+        if element.registering_authority:
+            # A register holds its own authority's codes: another's is not this source's to give.
+            other = F.substring(text, 1, 1) != F.lit(element.registering_authority)
+            problems.append(F.when(present & other, F.lit(f"INGEST-013:{name}")))
         if element.standard == "GB/T 2260":
             problems.append(
                 F.when(present & ~text.rlike("^[0-9]{6}$"), F.lit(f"INGEST-012:{name}"))

@@ -88,6 +88,12 @@ class Manifest:
     injected: dict[str, int] = field(default_factory=dict)
     conflicts: int = 0
 
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        """A batch's ``manifest.json``, as ``generate`` wrote it."""
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(**{**data, "files": [FileReport(**f) for f in data["files"]]})
+
 
 def _open_writer(options: Options, resource: Any) -> DeliveryWriter:
     table = resource.name.split(".", 1)[1]

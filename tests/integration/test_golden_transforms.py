@@ -118,6 +118,40 @@ def test_every_view_row_is_held_or_listed_and_a_lost_row_shows(views):
     assert golden.account(views, subjects, unmatched, RULES)["tax"] == golden.Account(4, 2, 2)
 
 
+def test_a_follower_takes_its_leaders_source_even_without_a_value(spark):
+    """After a divorce 民政 has no spouse: 户籍's stale spouse must not fill the gap."""
+    rules = LibraryRules(
+        library="people", title_zh="测试库", table="people.person", key="pid",
+        subjects_from="registry",
+        sources={"registry": RULES.sources["registry"], "civil": RULES.sources["civil"]},
+        attributes={
+            "status": Attribute("status", "string", ("civil", "registry")),
+            "spouse": Attribute("spouse", "string", ("civil", "registry"), follows="status"),
+        },
+    )  # fmt: skip
+    schema = "pid string, status string, spouse string, confirmed_at date"
+    views = {
+        # p1 and p2 married; p1 divorced later (民政); 户籍 still has p1 married to p2.
+        "civil": spark.createDataFrame(
+            [("p1", "20", "p2", D1), ("p1", "40", None, D3), ("p3", "20", "p4", D2)], schema
+        ),
+        "registry": spark.createDataFrame(
+            [("p1", "20", "p2", D1), ("p3", "20", None, D1), ("p5", "10", "p6", D1)], schema
+        ),
+    }
+    chosen = golden.choose(golden.facts(views, rules), rules)
+    subjects = spark.createDataFrame([("p1",), ("p3",), ("p5",)], "pid string")
+    rows = golden.golden(chosen, subjects, rules).collect()
+    got = {
+        r["pid"]: (r["status"], r["spouse"], r[golden.PROVENANCE]["spouse"]["source"]) for r in rows
+    }
+    assert got == {
+        "p1": ("40", None, "civil"),  # divorced: no spouse, and 民政 says so
+        "p3": ("20", "p4", "civil"),
+        "p5": ("10", "p6", "registry"),  # no 民政 record: 户籍 gives both
+    }
+
+
 def test_version_hash_changes_with_any_attribute(views, spark):
     facts = golden.facts(views, RULES)
     gold = golden.golden(golden.choose(facts, RULES), golden.subjects(views, RULES), RULES)
@@ -330,6 +364,39 @@ def test_rows_naming_two_affected_subjects_keeps_the_row_once(spark):
     assert sorted(r["registration_no"] for r in rows.collect()) == ["M1", "M3"]
 
 
+def test_history_periods_never_empty_or_overlapping(spark, tmp_path, s3_test_settings):
+    """A change its facts date before the open version starts when it was recorded; a second
+    change on the day a version started replaces that version."""
+    from datong import tables
+    from tests.conftest import make_settings
+
+    settings, name = make_settings(tmp_path, "file", s3_test_settings), "population.tiny_history"
+    schema = "pid string, married boolean, valid_from date, _version_hash string"
+    april = dt.date(2026, 4, 1)
+
+    def write(rows, recorded_on):
+        current = spark.createDataFrame(rows, schema)
+        golden.merge_history(spark, settings, name, "pid", current, recorded_on=recorded_on)
+
+    write([("p1", True, D2, "a"), ("p2", True, D2, "b")], D2)
+    # p1's new fact is dated D1, before its open version (D2): it counts from D3, the day the
+    # platform recorded it. p2's is dated after its open version: it counts from that date.
+    write([("p1", False, D1, "c"), ("p2", False, april, "d")], D3)
+    # p1 changes again on D3, the day its open version started: that version is replaced.
+    write([("p1", True, D1, "e")], D3)
+    rows = sorted(
+        ((r["pid"], r["married"], r["valid_from"], r["valid_to"], r["_version_hash"])
+         for r in tables.read(spark, settings, name).collect()),
+        key=lambda row: (row[0], row[2]),
+    )  # fmt: skip
+    assert rows == [
+        ("p1", True, D2, D3, "a"),
+        ("p1", True, D3, None, "e"),
+        ("p2", True, D2, april, "b"),
+        ("p2", False, april, None, "d"),
+    ]
+
+
 # ---- a batch rebuilds every member of a household it touches ---------------------------------
 
 
@@ -474,6 +541,31 @@ def test_a_late_batch_changes_no_newer_row_and_ends_as_a_full_build(
         r["person_id"]: r["_batch_id"] for r in tables.read(spark, incremental, register).collect()
     }
     assert silver_rows == {"P": "batch-0002", "Q": "batch-0001"}
+
+
+def test_a_derived_library_is_rebuilt_when_a_library_it_reads_changed(
+    spark, household_lake, monkeypatch
+):
+    """As the build DAG runs it: the population in one task, a derived library in the next."""
+    from types import SimpleNamespace
+
+    from jobs import build
+
+    settings, register = household_lake, "silver.household_register"
+    rebuilt = []
+    derived = SimpleNamespace(
+        UPSTREAM=["population"], SOURCES=[], TABLES=[],
+        build=lambda spark, settings, as_of: rebuilt.append(as_of) or {},
+    )  # fmt: skip
+    monkeypatch.setitem(build.DERIVED, "derived", derived)
+    monkeypatch.setattr(build, "ORDER", (*build.ORDER, "derived"))
+    _deliver(spark, settings, "b1", {register: [_member("P", "H1", "02")]})
+    build.build(["derived"], settings, spark, register=False, as_of=D1)
+    build.build(["derived"], settings, spark, register=False, as_of=D2)  # nothing changed
+    assert rebuilt == [D1]
+    _deliver(spark, settings, "b2", {register: [_member("P", "H2", "02", update_time=T2)]})
+    build.build(["derived"], settings, spark, register=False, as_of=D3)
+    assert rebuilt == [D1, D3]
 
 
 def test_a_build_takes_the_files_the_ingest_ledger_says_landed(spark, household_lake):

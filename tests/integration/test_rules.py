@@ -110,6 +110,16 @@ def test_credit_codes_code_tables_lengths_and_field_counts(spark):
     ]
 
 
+def test_a_register_refuses_codes_of_another_registering_authority(spark):
+    from stdnum.cn import uscc
+
+    resource = _only(ENTERPRISE, "credit_code")
+    institution = "12110000802100433" + uscc.calc_check_digit("12110000802100433")
+    assert uscc.is_valid(institution)
+    out = _run(spark, resource, [["91110000802100433B"], [institution]])
+    assert [r[rules.RULES] for r in out] == [[], ["INGEST-013:credit_code"]]
+
+
 def test_wrong_field_count_is_one_rule_not_many(spark):
     resource = _only(REGISTER, "person_id", "birth_date")
     staged = spark.createDataFrame(

@@ -162,6 +162,10 @@ def test_every_source_has_its_group_sensor_and_asset(dagbag):
             assert sensor.fs_conn_id == LANDING_CONNECTION
             assert sensor.mode == "reschedule" and sensor.soft_fail
             assert sensor.downstream_task_ids == {ingest.task_id}
+        # A file that failed whole fails this task after the rest has landed.
+        check = group.pop(f"{table}.deliveries_complete")
+        assert check.upstream_task_ids == {ingest.task_id} and not check.outlets
+        assert ingest.downstream_task_ids == {check.task_id}
         assert not group, f"{source['id']}: unexpected tasks {sorted(group)}"
 
 

@@ -37,3 +37,31 @@ def test_inconsistent_rules_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(golden, "LIBRARIES_DIR", tmp_path)
     with pytest.raises(golden.RulesError, match="unknown source 'hospital'"):
         golden.load_rules.__wrapped__("broken")
+
+
+def test_each_register_refuses_the_codes_of_other_authorities_at_ingest():
+    """legal_person.yaml's registries and the contracts name the same registering authority."""
+    rules, resources = golden.load_rules("legal_person"), load_resources()
+    assert set(rules.registries) == {"9", "1", "5"}  # GB 32100: 市场监管, 编办, 民政
+    for authority, register in rules.registries.items():
+        table = legal_person.REGISTERS[register][0]
+        resource = resources["bronze." + table.split(".", 1)[1]]
+        [code] = [e for e in resource.elements if e.name == "credit_code"]
+        assert code.registering_authority == authority, resource.name
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"follows": "no_such_attribute"}, "no leading attribute"),
+        ({"sources": ["household", "marriage"]}, "follows marital_status but has other sources"),
+    ],
+)
+def test_a_follower_needs_a_leader_with_its_sources(tmp_path, monkeypatch, change, message):
+    data = yaml.safe_load((golden.LIBRARIES_DIR / "population.yaml").read_text(encoding="utf-8"))
+    assert data["attributes"]["spouse_id"]["follows"] == "marital_status"
+    data["attributes"]["spouse_id"].update(change)
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    monkeypatch.setattr(golden, "LIBRARIES_DIR", tmp_path)
+    with pytest.raises(golden.RulesError, match=message):
+        golden.load_rules.__wrapped__("broken")

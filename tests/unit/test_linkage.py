@@ -238,3 +238,34 @@ def test_the_persons_blocking_can_pair_link_as_the_whole_population() -> None:
     # Without the population's size the prior is one in 7, not one in 501: more links.
     alone = link_records(_candidates(), narrowed)
     assert alone.links["match_probability"].tolist() != expected.links["match_probability"].tolist()
+
+
+def test_quarantined_rows_with_an_invalid_or_missing_id_are_candidates() -> None:
+    """A death registration with a wrong check character or no ID still names a person."""
+    from datong.contracts import load_resources
+    from jobs.population import linkage_candidates
+
+    def row(number: int, raw: str, *problems: tuple[str, str]) -> dict:
+        return {
+            "_resource": "bronze.death_registration", "_source_file": "civil/death.csv",
+            "_row_number": number, "_raw": raw,
+            "problems": [{"rule_id": rule, "field": field} for rule, field in problems],
+        }  # fmt: skip
+
+    rejected = [
+        row(1, "D1,11010519491231002Y,张三,1,2026-01-02,420102,2026-01-03",
+            ("INGEST-007", "person_id")),
+        row(2, "D2,,李四,2,2026-01-02,420102,2026-01-03", ("INGEST-002", "person_id")),
+        row(3, "D3,11010519491231002X,王五,1,2026-13-02,420102,2026-01-03",
+            ("INGEST-003", "death_date")),
+        row(4, "D4,,,2,2026-01-02,420102,2026-01-03", ("INGEST-002", "name")),
+    ]  # fmt: skip
+    candidates = linkage_candidates(rejected, load_resources())
+    got = candidates[["record_id", "delivered_id", "name", "gender", "birth_date"]]
+    assert got.to_dict("records") == [
+        # The birth date and gender of a 18-character ID with a wrong check character hold.
+        {"record_id": "civil/death.csv#1", "delivered_id": "11010519491231002Y",
+         "name": "张三", "gender": "1", "birth_date": "1949-12-31"},
+        {"record_id": "civil/death.csv#2", "delivered_id": "", "name": "李四", "gender": "2",
+         "birth_date": None},
+    ]  # fmt: skip

@@ -339,3 +339,10 @@ def test_each_file_broken_on_purpose_is_kept_intact_for_its_redelivery(province)
         assert data.endswith(b"\n") and data != (out / report.path).read_bytes()
         records = read_records(intact, report.format, report.encoding)
         assert len(records) == report.records, report.path
+
+
+def test_the_written_manifest_reads_back_as_generated(province):
+    from synthetic.generate import Manifest
+
+    out, manifest = province
+    assert Manifest.load(out / "_truth" / "batch-0001" / "manifest.json") == manifest
