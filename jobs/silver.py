@@ -7,7 +7,8 @@ plan). The rule is ``DEDUP_RULE``, and it holds across batches too: a batch buil
 department's redelivery of a file that failed, after a newer batch was built) changes no
 key whose silver row is newer, so the incremental build ends where a full build does. Every
 superseded or duplicate bronze row is counted in the build ledger, so bronze rows = silver
-upserts + superseded, always.
+upserts + superseded, always (the upserts are the batch's latest row per key: a late row
+that silver holds a newer version of is among them, though it changes nothing).
 
 ``transform`` is pure; ``merge_batch`` MERGEs one bronze batch into ``silver.<table>`` and
 returns the keys whose content changed, which is what the base libraries rebuild.
