@@ -366,7 +366,7 @@ def build(
         _fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)")
     spark = spark_session(settings, "datong-build")
     result = run_build(wanted, settings, spark, full=full, as_of=day)
-    if not result.batches and not result.derived and not result.results:
+    if not (result.batches or result.derived or result.results or result.linkage):
         out.print("nothing new in bronze: the libraries are up to date")
         return
     table = Table("library", "batch", "affected", "subjects", "conflicts", "unmatched",
@@ -382,6 +382,16 @@ def build(
                 derived.add_row(library, name, str(rows))
         out.print(derived)
     out.print(f"{len(result.batches)} batch(es) built; tables: {', '.join(result.tables)}")
+    retired: dict[str, int] = {}
+    for merged in result.silver:
+        if merged.retired:
+            retired[merged.table] = retired.get(merged.table, 0) + merged.retired
+    if retired:
+        listed = ", ".join(f"{name} {count}" for name, count in sorted(retired.items()))
+        out.print(f"keys no longer in a complete full snapshot, retired: {listed}")
+    if result.linkage:
+        decided = ", ".join(f"{decision} {count}" for decision, count in result.linkage.items())
+        out.print(f"rows quarantined without a valid person ID, linkage: {decided}")
     if result.views:
         out.print(f"views: {', '.join(result.views)}")
     from jobs import quality as quality_job

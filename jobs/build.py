@@ -27,7 +27,17 @@ from typing import TYPE_CHECKING, Any
 from datong import tables
 from datong.contracts import load_resources
 from datong.settings import Settings, load_settings
-from jobs import credit, geo, golden, legal_person, license, materials, population, silver
+from jobs import (
+    credit,
+    geo,
+    golden,
+    legal_person,
+    license,
+    materials,
+    population,
+    silver,
+    snapshot,
+)
 from jobs.affected import Affected
 from jobs.quality import quality_rejected_keys
 from quality.checks import BRONZE_KEY
@@ -68,7 +78,6 @@ class LibraryResult:
     subjects: int = 0
     conflicts: int = 0
     unmatched: int = 0
-    linkage: dict[str, int] = field(default_factory=dict)
     source_rows: dict[str, int] = field(default_factory=dict)
     #: The subjects rebuilt (none when nothing was).
     keys: Affected | None = field(default=None, repr=False, compare=False)
@@ -85,6 +94,8 @@ class BuildResult:
     views: list[str] = field(default_factory=list)
     #: Whether every legal person was compared with the population library.
     relinked_all: bool = False
+    #: Linkage decisions (linked, review, unmatched) on rows quarantined without a valid ID.
+    linkage: dict[str, int] = field(default_factory=dict)
 
 
 def library_tables(library: str) -> list[str]:
@@ -110,6 +121,22 @@ def _consumed(spark: SparkSession, settings: Settings) -> set[tuple[str, str]]:
         return set()
     rows = tables.read(spark, settings, LEDGER).select("bronze", "source_file").distinct()
     return {(r["bronze"], r["source_file"]) for r in rows.collect()}
+
+
+def _snapshots_applied(spark: SparkSession, settings: Settings) -> dict[str, set[str]]:
+    """Per bronze table, the batches built as complete full snapshots (``retired`` set)."""
+    from pyspark.sql import functions as F
+
+    if not tables.exists(spark, settings, LEDGER):
+        return {}
+    ledger = tables.read(spark, settings, LEDGER)
+    if "retired" not in ledger.columns:
+        return {}
+    rows = ledger.where(F.col("retired").isNotNull()).select("bronze", "batch_id").distinct()
+    applied: dict[str, set[str]] = {}
+    for row in rows.collect():
+        applied.setdefault(row["bronze"], set()).add(row["batch_id"])
+    return applied
 
 
 def _ingested_files(spark: SparkSession, settings: Settings) -> dict[str, set[str]] | None:
@@ -347,7 +374,9 @@ def build_library(
     current = gold.drop(golden.VERSION_HASH)
     few = subjects.few
     # A few subjects: their open versions only are read, by a broadcast of their keys.
-    history_keys = F.broadcast(gold.select(key)) if few else None
+    history_keys = F.broadcast(affected) if few else None
+    # Subjects rebuilt without a row left: their history closes.
+    gone = affected.join(gold.select(key), key, "left_anti")
     subject_affected = affected.withColumnRenamed(key, "subject")
 
     def replace(suffix: str, column: str, keys: DataFrame, rows: DataFrame) -> Callable[[], None]:
@@ -359,7 +388,15 @@ def build_library(
     writes = [
         partial(golden.merge_subjects, spark, settings, rules.table, key, affected, current, few),
         partial(
-            golden.merge_history, spark, settings, history, key, gold, history_keys, recorded_on
+            golden.merge_history,
+            spark,
+            settings,
+            history,
+            key,
+            gold,
+            history_keys,
+            recorded_on,
+            gone,
         ),
         replace("conflict", "subject", subject_affected, conflict_rows),
         replace("correction_worklist", "subject", subject_affected, worklist),
@@ -369,8 +406,6 @@ def build_library(
         writes.append(replace("relationship", key, affected, population.relationships(current)))
     # Each write is to its own table and reads none of the others'.
     tables.together(spark, *writes)
-    if library == "population":
-        result.linkage = link_without_keys(spark, settings, batch_id)
     return result
 
 
@@ -379,11 +414,14 @@ def build_library(
 LINKAGE_SAMPLE = 50_000
 
 
-def link_without_keys(spark: SparkSession, settings: Settings, batch_id: str) -> dict[str, int]:
-    """Offer the batch's rows quarantined for an invalid person ID to Splink linkage.
+def link_without_keys(spark: SparkSession, settings: Settings) -> dict[str, int]:
+    """Offer every quarantined row with an invalid or missing person ID to Splink linkage.
 
-    Decisions go to ``population.linkage`` (linked, review or unmatched, with the match
-    probability); the rows stay in quarantine as delivered.
+    Each row once: those ``population.linkage`` has a decision for are passed over, so a
+    row quarantined in a batch that rebuilt no person (a file all of whose rows were
+    rejected, say) is linked at the next build of the library. Decisions go to
+    ``population.linkage`` (linked, review or unmatched, with the match probability); the
+    rows stay in quarantine as delivered.
     """
     from pyspark.sql import functions as F
 
@@ -391,17 +429,29 @@ def link_without_keys(spark: SparkSession, settings: Settings, batch_id: str) ->
     from jobs.ingest import QUARANTINE
     from jobs.linkage import blocking_values, link_records
 
-    if not tables.exists(spark, settings, QUARANTINE):
+    if not (
+        tables.exists(spark, settings, QUARANTINE)
+        and tables.exists(spark, settings, "population.person")
+    ):
         return {}
+    rules = [population.INVALID_ID_RULE, population.MISSING_ID_RULE]
     rejected = (
         tables.read(spark, settings, QUARANTINE)
-        .where(F.col("_batch_id") == batch_id)
         .where(F.col("_resource").isin(list(population.LINKABLE)))
-        .collect()
+        .where(
+            F.exists("problems", lambda p: (p["field"] == "person_id") & p["rule_id"].isin(rules))
+        )
     )
-    candidates = population.linkage_candidates(rejected, load_resources())
+    if tables.exists(spark, settings, "population.linkage"):
+        decided = tables.read(spark, settings, "population.linkage").select(
+            F.col("source_file").alias("_source_file"), F.col("row_number").alias("_row_number")
+        )
+        rejected = rejected.join(decided, ["_source_file", "_row_number"], "left_anti")
+    rejected_rows = rejected.collect()
+    candidates = population.linkage_candidates(rejected_rows, load_resources())
     if candidates.empty:
         return {}
+    batches = {f"{r['_source_file']}#{r['_row_number']}": r["_batch_id"] for r in rejected_rows}
     persons = tables.read(spark, settings, "population.person").select(
         "person_id", "name", "gender", F.col("birth_date").cast("string"), "division_code",
         "address",
@@ -422,7 +472,7 @@ def link_without_keys(spark: SparkSession, settings: Settings, batch_id: str) ->
         population=population_size,
     )
     rows = candidates.merge(linked.links, on="record_id")
-    rows["batch_id"] = batch_id
+    rows["batch_id"] = rows["record_id"].map(batches)
     frame = from_pandas(
         spark,
         rows,
@@ -430,7 +480,7 @@ def link_without_keys(spark: SparkSession, settings: Settings, batch_id: str) ->
         "delivered_id string, name string, birth_date string, person_id string, "
         "match_probability double, decision string",
     )
-    tables.append(frame, settings, "population.linkage", transaction=f"linkage:{batch_id}")
+    tables.append(frame, settings, "population.linkage")
     return linked.counts
 
 
@@ -488,9 +538,12 @@ def _write_ledger(
 ) -> None:
     schema = (
         "build_id string, bronze string, source_file string, batch_id string, "
-        "bronze_rows long, silver_upserted long, superseded long, built_at timestamp"
+        "bronze_rows long, silver_upserted long, superseded long, built_at timestamp, "
+        "retired long"
     )
-    tables.append(spark.createDataFrame(rows, schema), settings, LEDGER, transaction=build_id)
+    # ``retired`` came later: a ledger from before gains the column.
+    frame = spark.createDataFrame(rows, schema)
+    tables.append(frame, settings, LEDGER, transaction=build_id, merge_schema=True)
 
 
 def _last_relink(spark: SparkSession, settings: Settings) -> str | None:
@@ -601,6 +654,8 @@ def build(
                 )
     consumed = _consumed(spark, settings)
     ingested = _ingested_files(spark, settings)
+    full_snapshots = snapshot.full_resources()
+    applied = _snapshots_applied(spark, settings)
     result = BuildResult(ordered)
     pending: dict[str, DataFrame] = {}
     # (bronze, batch) → {source file: rows}, counted once per bronze table.
@@ -640,23 +695,32 @@ def build(
         arrived = {n: delivered[(n, batch_id)] for n in pending if (n, batch_id) in delivered}
         # One silver table per bronze table: the batch's MERGEs run at once.
         before = _silver_before(spark, settings, batch_id, list(arrived), resources)
+        # A complete batch of a full snapshot retires the keys it no longer holds; a batch
+        # older than a snapshot built already brings none of them back.
+        snapshots = {
+            name: snapshot.delivered_keys(spark, settings, resources[name], batch_id)
+            for name in arrived if name in full_snapshots
+        }  # fmt: skip
         merges = tables.together(spark, *(
             partial(
                 silver.merge_batch, spark, settings, resources[name],
                 pending[name].where(F.col("_batch_id") == batch_id), sum(files_rows.values()),
-                before[name],
+                before[name], snapshots.get(name),
+                any(later > batch_id for later in applied.get(name, ())),
             )
             for name, files_rows in arrived.items()
         ))  # fmt: skip
         for (name, files_rows), merged in zip(arrived.items(), merges, strict=True):
             result.silver.append(merged)
+            if merged.retired is not None:
+                applied.setdefault(name, set()).add(batch_id)
             changed[merged.table] = merged.changed
             now = dt.datetime.now()
             for file in sorted(files_rows):
                 # Counts are per batch of the resource; each file of the batch carries them.
                 ledger_rows.append(
                     (build_id, name, file, batch_id, merged.bronze_rows, merged.upserted,
-                     merged.superseded, now)
+                     merged.superseded, now, merged.retired)
                 )  # fmt: skip
         persons: Affected | None = None
         population_state: str | None = None
@@ -694,6 +758,9 @@ def build(
             if pass_.affected:
                 result.results.append(pass_)
             _record_relink(spark, settings, "relink:" + uuid.uuid4().hex[:12], population_state)
+    if "population" in ordered:
+        # Rows quarantined since the last build, whether or not their batch rebuilt a person.
+        result.linkage = link_without_keys(spark, settings)
     last_read, known = _last_read(spark, settings), {}
     for library in ordered:
         if library not in DERIVED:

@@ -508,6 +508,7 @@ def merge_history(
     current: DataFrame,
     keys: DataFrame | None = None,
     recorded_on: dt.date | None = None,
+    gone: DataFrame | None = None,
 ) -> None:
     """Type-2 history: a changed subject's open version closes where the new one starts.
 
@@ -516,8 +517,12 @@ def merge_history(
     recorded already), the change is dated ``recorded_on``, the day the platform learned it
     (registration time stands in for the unknown validity time), or, on the day the open
     version itself started, replaces that version. So no period is empty and none overlap.
-    ``keys``, the keys of ``current`` (broadcast if few), keeps the open versions read to
-    those subjects'; the MERGE's source is then broadcast too (``tables.merge_source``).
+    ``keys``, the keys of the subjects rebuilt (broadcast if few), keeps the open versions
+    read to those subjects'; the MERGE's source is then broadcast too
+    (``tables.merge_source``). ``gone``: keys of subjects rebuilt that are no longer in the
+    library (their last source row retired, or their ID corrected): their open version
+    closes on ``recorded_on`` (today without it), and one that opened that same day is
+    removed, as it never held for a day.
     """
     from pyspark.sql import functions as F
 
@@ -568,12 +573,23 @@ def merge_history(
         .select(*versions.columns, CLOSES_AT, MERGE_KEY)
     )
     staged = inserted.unionByName(closing).unionByName(replacing)
+    if gone is not None:
+        ends = F.current_date() if recorded_on is None else F.lit(recorded_on).cast("date")
+        ended = (
+            open_versions.join(gone, key, "left_semi")
+            .withColumn(CLOSES_AT, ends)
+            .withColumn(MERGE_KEY, F.col(key))
+            .select(*versions.columns, CLOSES_AT, MERGE_KEY)
+        )
+        staged = staged.unionByName(ended)
     closed = {c: f"s.`{c}`" for c in versions.columns} | {VALID_TO: f"s.{CLOSES_AT}"}
     with tables.merge_source(spark, staged, keys is not None) as source:
         (
             _target(spark, settings, name)
             .alias("t")
             .merge(source.alias("s"), f"t.`{key}` = s.{MERGE_KEY} AND t.{VALID_TO} IS NULL")
+            # Only a subject gone on the day its open version started closes it so.
+            .whenMatchedDelete(condition=f"s.{CLOSES_AT} <= t.{VALID_FROM}")
             .whenMatchedUpdate(set=closed)
             .whenNotMatchedInsert(
                 condition=f"s.{MERGE_KEY} IS NULL",

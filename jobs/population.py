@@ -211,10 +211,9 @@ def linkage_candidates(rejected: list[Any], resources: dict[str, Any]) -> Any:
     character leaves intact. Returns a pandas frame: record_id, delivered_id, source,
     source_file, row_number, and the linkage fields.
     """
-    import csv
-    import json
-
     import pandas as pd
+
+    from jobs.staging import delivered_values
 
     rows = []
     for item in rejected:
@@ -223,15 +222,8 @@ def linkage_candidates(rejected: list[Any], resources: dict[str, Any]) -> Any:
         if not failed & {(INVALID_ID_RULE, "person_id"), (MISSING_ID_RULE, "person_id")}:
             continue
         columns = [e.name for e in resource.elements]
-        fmt = resource.delivery.format
-        try:
-            if fmt == "jsonl":
-                values = json.loads(item["_raw"])
-            elif fmt == "xlsx":
-                values = dict(zip(columns, item["_raw"].split("\t"), strict=False))
-            else:
-                values = dict(zip(columns, next(csv.reader([item["_raw"]])), strict=False))
-        except (ValueError, StopIteration):
+        values = delivered_values(item["_raw"], resource.delivery.format, columns)
+        if values is None:
             continue  # a row that cannot even be split stays in quarantine only
         delivered = str(values.get("person_id") or "").strip().upper()
         birth = values.get("birth_date") or (

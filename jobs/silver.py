@@ -10,6 +10,10 @@ superseded or duplicate bronze row is counted in the build ledger, so bronze row
 upserts + superseded, always (the upserts are the batch's latest row per key: a late row
 that silver holds a newer version of is among them, though it changes nothing).
 
+A complete batch of a full-snapshot source also retires the keys it no longer holds
+(``jobs.snapshot``): their rows are deleted from silver in the same MERGE and count among
+the changed rows, so the subjects they named are rebuilt without them.
+
 ``transform`` is pure; ``merge_batch`` MERGEs one bronze batch into ``silver.<table>`` and
 returns the keys whose content changed, which is what the base libraries rebuild.
 """
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from datong.settings import Settings
+    from jobs.snapshot import Snapshot
 
 ORDER_COLUMNS = ("update_time", "registration_date", "issue_date")
 DEDUP_RULE = (
@@ -33,6 +38,8 @@ DEDUP_RULE = (
     "then later record number, then later file name / 同一主键取最新版本"
 )
 CONTENT_HASH = "_content_hash"
+#: In a MERGE's source: the row is a key the snapshot retires.
+RETIRE = "_retire"
 SILVER_LINEAGE = ["_source_file", "_batch_id", "_row_number"]
 
 
@@ -42,8 +49,12 @@ class SilverResult:
     bronze_rows: int
     upserted: int
     superseded: int
-    #: The rows whose content changed, before and after (contract columns).
+    #: The rows whose content changed, before and after (contract columns), and the rows
+    #: retired.
     changed: DataFrame
+    #: Keys a complete full snapshot no longer holds, deleted from silver; None when the
+    #: batch was not applied as a complete snapshot.
+    retired: int | None = None
 
 
 def silver_name(bronze: str) -> str:
@@ -111,6 +122,8 @@ def merge_batch(
     batch: DataFrame,
     bronze_rows: int | None = None,
     previous: DataFrame | None = None,
+    snapshot: Snapshot | None = None,
+    after_snapshot: bool = False,
 ) -> SilverResult:
     """MERGE one batch of bronze rows into silver; the keys whose content changed.
 
@@ -118,6 +131,10 @@ def merge_batch(
     read of the batch. ``previous``: silver as it was before this batch, when an earlier
     attempt at the batch may have MERGEd it already (the changes are then those against
     ``previous``, and the MERGE writes them again); the table as it is otherwise.
+    ``snapshot``: every key of a complete full-snapshot batch; silver's older rows of the
+    other keys are retired (``jobs.snapshot``). ``after_snapshot``: a complete snapshot
+    newer than this (late) batch was built already; a key it retired or never had does not
+    come back with this batch's row (built in batch order, the snapshot would retire it).
     """
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
@@ -128,12 +145,21 @@ def merge_batch(
     keys = list(resource.primary_key)
     columns = [e.name for e in resource.elements]
     bronze_rows = batch.count() if bronze_rows is None else bronze_rows
-    latest = transform(batch, resource).localCheckpoint()
-    upserted = latest.count()
-    if not tables.exists(spark, settings, name):
+    latest = transform(batch, resource)
+    exists = tables.exists(spark, settings, name)
+    if not exists:
+        latest = latest.localCheckpoint()
+        upserted = latest.count()
         tables.append(latest, settings, name)
-        return SilverResult(name, bronze_rows, upserted, bronze_rows - upserted, latest)
+        # A snapshot that starts the table retires nothing, but a late batch comes after it.
+        retired = None if snapshot is None else 0
+        return SilverResult(name, bronze_rows, upserted, bronze_rows - upserted, latest, retired)
     current = tables.read(spark, settings, name) if previous is None else previous
+    if after_snapshot:
+        # Superseded by the newer snapshot, counted so: rows of keys silver no longer holds.
+        latest = latest.join(current.select(*keys), keys, "left_semi")
+    latest = latest.localCheckpoint()
+    upserted = latest.count()
     old = current.select(
         *keys, F.col(CONTENT_HASH).alias("_old_hash"), version(current).alias("_old_version")
     )
@@ -153,23 +179,35 @@ def merge_batch(
     wanted = F.broadcast(changed_keys) if few else changed_keys
     # The changed rows as they were and as they are (a corrected ID affects both persons),
     # materialised before the MERGE rewrites the old ones.
-    changed = (
-        latest.join(changed_keys, keys, "left_semi")
-        .select(*columns)
-        .unionByName(current.join(wanted, keys, "left_semi").select(*columns))
-        .localCheckpoint()
-    )
+    changed = latest.join(changed_keys, keys, "left_semi").select(*columns)
+    changed = changed.unionByName(current.join(wanted, keys, "left_semi").select(*columns))
+    retired_count: int | None = None
+    gone = None
+    if snapshot is not None:
+        from jobs.snapshot import retired
+
+        gone = retired(current, snapshot, keys).localCheckpoint()
+        retired_count = gone.count()
+        changed = changed.unionByName(gone.select(*columns))
+    changed = changed.localCheckpoint()
     condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
     # Only the changed rows go to the MERGE: it then needs no column of the target's rows
     # but the key, where comparing content hashes in the MERGE read and shuffled them all.
-    staged = latest.join(wanted, keys, "left_semi")
+    staged = latest.join(wanted, keys, "left_semi").withColumn(RETIRE, F.lit(False))
+    if retired_count:
+        staged = staged.unionByName(
+            gone.select(*keys).withColumn(RETIRE, F.lit(True)), allowMissingColumns=True
+        )
+    values = {c: f"s.`{c}`" for c in latest.columns}
+    few = few and (retired_count or 0) <= BROADCAST_KEYS
     with tables.merge_source(spark, staged, few) as source:
         (
             DeltaTable.forPath(spark, spark_location(settings, name))
             .alias("t")
             .merge(source.alias("s"), condition)
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
+            .whenMatchedDelete(condition=f"s.{RETIRE}")
+            .whenMatchedUpdate(set=values)
+            .whenNotMatchedInsert(condition=f"NOT s.{RETIRE}", values=values)
             .execute()
         )
-    return SilverResult(name, bronze_rows, upserted, bronze_rows - upserted, changed)
+    return SilverResult(name, bronze_rows, upserted, bronze_rows - upserted, changed, retired_count)

@@ -188,6 +188,28 @@ def _xlsx_records(path: Path, columns: list[str], types: dict[str, str]):
         yield number, "\t".join(values), values
 
 
+def delivered_values(raw: str, fmt: str, columns: list[str]) -> dict[str, str | None] | None:
+    """A staged record's values by column, split again from its raw text as delivered.
+
+    ``fmt`` is the delivery format: CSV, JSON Lines, XLSX (cells joined by tabs), or a
+    database table (a row pulled over JDBC is staged as a JSON object, ``jobs.jdbc``; a
+    table exported to a landing folder is a CSV file). None when the text does not split
+    into the declared columns (the malformed record it was quarantined as).
+    """
+    try:
+        if fmt == "jsonl" or (fmt == "db_table" and raw.startswith("{")):
+            payload = json.loads(raw)
+            if not isinstance(payload, dict) or set(payload) != set(columns):
+                return None
+            return {c: None if payload[c] is None else str(payload[c]) for c in columns}
+        cells = raw.split("\t") if fmt == "xlsx" else next(csv.reader([raw]))
+    except (ValueError, StopIteration):
+        return None
+    if len(cells) != len(columns):
+        return None
+    return dict(zip(columns, cells, strict=True))
+
+
 def _header(text: str, columns: list[str]) -> None:
     first = text.split("\n", 1)[0]
     header = next(csv.reader([first.rstrip("\r")]), None)

@@ -410,18 +410,31 @@ def _bronze(spark, table: str, rows: list[dict], batch: str):
 
 def _deliver(
     spark, settings, batch: str, deliveries: dict[str, list[dict]], library="population",
-    persons=None, relink_all=False,
+    persons=None, relink_all=False, full=(), after_snapshot=(), merged=None,
 ):  # fmt: skip
-    """What ``jobs.build.build`` does with one batch: MERGE into silver, rebuild the subjects."""
+    """What ``jobs.build.build`` does with one batch: MERGE into silver, rebuild the subjects.
+
+    ``full``: the tables whose delivery is a complete snapshot (its rows' keys all it
+    holds); ``after_snapshot``: those a newer complete snapshot was built of already.
+    ``merged`` (a list) receives each table's ``SilverResult``.
+    """
     from datong.contracts import load_resources
     from jobs import build, silver
+    from jobs.snapshot import Snapshot
 
     resources = load_resources()
     changed = {}
     for table, rows in deliveries.items():
+        resource = resources["bronze." + table[7:]]
         bronze = _bronze(spark, table, rows, batch)
-        merged = silver.merge_batch(spark, settings, resources["bronze." + table[7:]], bronze)
-        changed[merged.table] = merged.changed
+        snapshot = Snapshot(batch, bronze.select(*resource.primary_key)) if table in full else None
+        result = silver.merge_batch(
+            spark, settings, resource, bronze, snapshot=snapshot,
+            after_snapshot=table in after_snapshot,
+        )  # fmt: skip
+        changed[result.table] = result.changed
+        if merged is not None:
+            merged.append(result)
     return build.build_library(spark, settings, library, batch, changed, persons, relink_all)
 
 
@@ -661,3 +674,183 @@ def test_an_entity_table_from_before_the_flag_gains_it(spark, household_lake):
     _deliver(spark, settings, "b2", {"silver.household_register": [_member("P", "H1", "02")]})
     assert _deliver(spark, settings, "b2", {}, "legal_person", relink_all=True).affected == 2
     assert _linked(spark, settings) == [("91A", False), ("91B", True)]
+
+
+# ---- full snapshots retire what they no longer hold -------------------------------------------
+
+
+def _student(number, pid, stage="小学"):
+    return {"student_no": number, "person_id": pid, "name": "人" + pid, "gender": "1",
+            "birth_date": D1, "school_name": "一小", "stage": stage, "status": "在读",
+            "enrollment_date": D1}  # fmt: skip
+
+
+def test_a_complete_snapshot_retires_what_it_no_longer_holds(spark, household_lake):
+    """A student no longer enrolled loses the schooling; a person gone from the register
+    leaves the library and their history closes."""
+    from datong import tables
+    from jobs import golden
+
+    settings = household_lake
+    register, school = "silver.household_register", "silver.student_enrollment"
+    people = [_member("P", "H1", "02"), _member("Q", "H2", "02")]
+    _deliver(spark, settings, "b1", {register: people,
+                                     school: [_student("S1", "P"), _student("S2", "Q")]},
+             full={register, school})  # fmt: skip
+
+    def state():
+        person = tables.read(spark, settings, "population.person").collect()
+        return {r["person_id"]: r["schooling"] for r in person}
+
+    assert state() == {"P": "小学:一小:在读", "Q": "小学:一小:在读"}
+    # Batch 2: Q's enrollment is gone from 教育's whole list; the register is unchanged.
+    merged = []
+    _deliver(spark, settings, "b2", {register: people, school: [_student("S1", "P")]},
+             full={register, school}, merged=merged)  # fmt: skip
+    assert {m.table: m.retired for m in merged} == {register: 0, school: 1}
+    assert [r["student_no"] for r in tables.read(spark, settings, school).collect()] == ["S1"]
+    assert state() == {"P": "小学:一小:在读", "Q": None}
+    # Batch 3: Q has left the register too.
+    _deliver(spark, settings, "b3", {register: people[:1]}, full={register})
+    assert state() == {"P": "小学:一小:在读"}
+    history = {
+        (r["person_id"], r[golden.VALID_TO])
+        for r in tables.read(spark, settings, "population.person_history").collect()
+    }
+    # Q's one version (from b1; b2 changed only the schooling) closed on the build's date.
+    assert ("Q", dt.date.today()) in history and ("Q", None) not in history
+    assert ("P", None) in history
+
+
+def test_an_incomplete_snapshot_retires_nothing_and_a_late_batch_brings_nothing_back(
+    spark, household_lake
+):
+    from datong import tables
+
+    settings, school = household_lake, "silver.student_enrollment"
+    register = "silver.household_register"
+    _deliver(spark, settings, "b1", {register: [_member("P", "H1", "02"),
+                                                _member("Q", "H2", "02")],
+                                     school: [_student("S1", "P"), _student("S2", "Q")]},
+             full={school})  # fmt: skip
+    # Batch 2 without S2, but not a complete snapshot (a file of it failed): S2 stays.
+    merged = []
+    _deliver(spark, settings, "b2", {school: [_student("S1", "P", "初中")]}, merged=merged)
+    assert merged[0].retired is None
+
+    def students():
+        return {r["student_no"]: r["stage"] for r in tables.read(spark, settings, school).collect()}
+
+    assert students() == {"S1": "初中", "S2": "小学"}
+    # Batch 3, complete, without S2: retired (S1 has moved on to 高中).
+    _deliver(spark, settings, "b3", {school: [_student("S1", "P", "高中")]}, full={school})
+    assert students() == {"S1": "高中"}
+    # A file of batch 2 sent again late, naming S2 and S3 and an older S1: built after the
+    # complete batch 3, it brings back no key batch 3 lacked and changes no newer row.
+    merged = []
+    _deliver(spark, settings, "b2", {school: [_student("S2", "Q"), _student("S3", "Q"),
+                                              _student("S1", "P", "小学")]},
+             after_snapshot={school}, merged=merged)  # fmt: skip
+    assert students() == {"S1": "高中"}
+    assert (merged[0].upserted, merged[0].superseded) == (1, 2)
+
+
+def test_a_build_retires_keys_only_a_complete_batch_lacks(spark, household_lake):
+    """Through ``build``: the ingest ledger says which batches are whole, the quarantine
+    which keys a batch still named."""
+    from datong import tables
+    from jobs import build
+    from jobs.ingest import LEDGER as INGEST_LEDGER
+    from jobs.ingest import QUARANTINE, FileResult, write_ledger
+
+    settings = household_lake
+    school = "bronze.student_enrollment"
+
+    def land(table, batch, file, rows, status="succeeded"):
+        if rows:
+            frame = _bronze(spark, "silver." + table[7:], rows, batch)
+            tables.append(frame.withColumn("_source_file", F.lit(file)), settings, table)
+        write_ledger(spark, settings, [FileResult(
+            "src", table, batch, file, "sum-" + file, status, rows_read=len(rows),
+            accepted=len(rows), quarantined=0, finished_at=dt.datetime.now(),
+        )])  # fmt: skip
+
+    from pyspark.sql import functions as F
+
+    land("bronze.household_register", "batch-0001", "police/1.csv",
+         [_member(p, "H" + p, "02") for p in "PQR"])  # fmt: skip
+    land(school, "batch-0001", "edu/1.csv",
+         [_student("S1", "P"), _student("S2", "Q"), _student("S4", "R")])  # fmt: skip
+    # Batch 2 lacks S2 and S4; S2's row was quarantined for its stage, so it still says S2.
+    land(school, "batch-0002", "edu/2.csv", [_student("S1", "P")])
+    quarantined = spark.createDataFrame(
+        [("src", school, "edu/2.csv", "batch-0002", 2,
+          "S2,Q,人Q,1,2026-01-01,一小,,大学,2026-01-01,,在读",
+          [("INGEST-010", "stage", "取值不在允许范围内", "not allowed")], dt.datetime(2026, 1, 2))],
+        "_source_id string, _resource string, _source_file string, _batch_id string, "
+        "_row_number long, _raw string, "
+        "problems array<struct<rule_id:string,field:string,reason_zh:string,reason_en:string>>, "
+        "_ingested_at timestamp",
+    )  # fmt: skip
+    tables.append(quarantined, settings, QUARANTINE)
+    build.build(["population"], settings, spark, register=False, as_of=D3)
+
+    def silver_keys():
+        rows = tables.read(spark, settings, "silver.student_enrollment").collect()
+        return {r["student_no"] for r in rows}
+
+    def schooling():
+        rows = tables.read(spark, settings, "population.person").collect()
+        return {r["person_id"]: r["schooling"] is not None for r in rows}
+
+    def retired():
+        rows = tables.read(spark, settings, build.LEDGER).where(F.col("bronze") == school)
+        return {r["batch_id"]: r["retired"] for r in rows.collect()}
+
+    assert silver_keys() == {"S1", "S2"}
+    assert schooling() == {"P": True, "Q": True, "R": False}
+    assert retired() == {"batch-0001": 0, "batch-0002": 1}
+    # Batch 3 lacks S2 too, but one of its files failed: it is not the whole list.
+    land(school, "batch-0003", "edu/3a.csv", [_student("S1", "P", "初中")])
+    land(school, "batch-0003", "edu/3b.txt", [], status="failed")
+    build.build(["population"], settings, spark, register=False, as_of=D3)
+    assert silver_keys() == {"S1", "S2"}
+    assert retired()["batch-0003"] is None
+    assert tables.exists(spark, settings, INGEST_LEDGER)
+
+
+def test_a_quarantined_row_is_offered_to_linkage_once_whatever_its_batch_rebuilt(
+    spark, household_lake
+):
+    """A death registration whose every row was rejected rebuilds no person; its row with
+    a wrong check character is still linked at the next build, and decided only once."""
+    from datong import tables
+    from jobs import build
+    from jobs.ingest import QUARANTINE
+
+    settings = household_lake
+    pid = "420102195001011234"
+    _deliver(spark, settings, "b1", {"silver.household_register": [
+        _member(pid, "H1", "02", name="王建国", birth_date=dt.date(1950, 1, 1)),
+        _member("420102198002021111", "H2", "02", name="李梅", gender="2"),
+    ]})  # fmt: skip
+    wrong = pid[:-1] + "X"
+    quarantined = spark.createDataFrame(
+        [("src", "bronze.death_registration", "civil/d2.csv", "b2", 1,
+          f"D1,{wrong},王建国,1,2026-01-03,420102,2026-01-05",
+          [("INGEST-007", "person_id", "身份证号校验位错误", "bad check")],
+          dt.datetime(2026, 1, 6))],
+        "_source_id string, _resource string, _source_file string, _batch_id string, "
+        "_row_number long, _raw string, "
+        "problems array<struct<rule_id:string,field:string,reason_zh:string,reason_en:string>>, "
+        "_ingested_at timestamp",
+    )  # fmt: skip
+    tables.append(quarantined, settings, QUARANTINE)
+    counts = build.link_without_keys(spark, settings)
+    assert counts["candidates"] == 1
+    rows = tables.read(spark, settings, "population.linkage").collect()
+    assert [(r["batch_id"], r["delivered_id"], r["source"]) for r in rows] == [
+        ("b2", wrong, "death")
+    ]
+    assert build.link_without_keys(spark, settings) == {}
+    assert tables.read(spark, settings, "population.linkage").count() == 1

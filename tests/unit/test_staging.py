@@ -208,3 +208,39 @@ def test_an_unreadable_sheet_part_way_fails_the_file(tmp_path: Path) -> None:
             bad.writestr(item, data)
     with pytest.raises(UnreadableFile, match="XLSX"):
         stage(tmp_path / "bad.xlsx", "xlsx", None, COLUMNS, tmp_path / "out.parquet")
+
+
+def test_a_staged_records_raw_text_splits_back_into_its_values(tmp_path: Path) -> None:
+    """What a quarantined row still says: its raw text, split as its format was."""
+    import json
+
+    from openpyxl import Workbook
+
+    from jobs.staging import delivered_values
+
+    (tmp_path / "in.csv").write_text('id,name,address\n1,"王,五",武汉\n2,李四\n', "utf-8")
+    (tmp_path / "in.jsonl").write_text(
+        json.dumps({"id": 1, "name": "张三", "address": None}, ensure_ascii=False) + "\n", "utf-8"
+    )
+    book = Workbook()
+    book.active.append(COLUMNS)
+    book.active.append(["7", "赵六", "宜昌"])
+    book.save(tmp_path / "in.xlsx")
+    staged = {
+        fmt: _rows(stage(tmp_path / f"in.{fmt}", fmt, "utf-8" if fmt != "xlsx" else None,
+                         COLUMNS, tmp_path / f"{fmt}.parquet").path)
+        for fmt in ("csv", "jsonl", "xlsx")
+    }  # fmt: skip
+    split = {fmt: [delivered_values(r[RAW], fmt, COLUMNS) for r in rows]
+             for fmt, rows in staged.items()}  # fmt: skip
+    assert split == {
+        "csv": [{"id": "1", "name": "王,五", "address": "武汉"}, None],  # the short row
+        "jsonl": [{"id": "1", "name": "张三", "address": None}],
+        "xlsx": [{"id": "7", "name": "赵六", "address": "宜昌"}],
+    }
+    # A database table's row pulled over JDBC is staged as JSON; exported, as CSV.
+    assert delivered_values('{"id": "9", "name": "钱", "address": ""}', "db_table", COLUMNS) == {
+        "id": "9", "name": "钱", "address": ""
+    }  # fmt: skip
+    exported = delivered_values("9,钱,", "db_table", COLUMNS)
+    assert exported == {"id": "9", "name": "钱", "address": ""}
