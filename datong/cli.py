@@ -390,8 +390,11 @@ def build(
         listed = ", ".join(f"{name} {count}" for name, count in sorted(retired.items()))
         out.print(f"keys no longer in a complete full snapshot, retired: {listed}")
     if result.linkage:
-        decided = ", ".join(f"{decision} {count}" for decision, count in result.linkage.items())
+        counts = dict(result.linkage)
+        applied = counts.pop("applied", 0)
+        decided = ", ".join(f"{decision} {count}" for decision, count in counts.items())
         out.print(f"rows quarantined without a valid person ID, linkage: {decided}")
+        out.print(f"linked rows now in silver and gold as their persons' rows: {applied}")
     if result.views:
         out.print(f"views: {', '.join(result.views)}")
     from jobs import quality as quality_job
@@ -462,6 +465,95 @@ def show_config() -> None:
     settings = _settings()
     for key, value in settings.describe().items():
         out.print(f"{key} = {value}")
+
+
+linkage_app = typer.Typer(
+    help="Rows quarantined without a valid person ID: the linkage decisions, and a reviewer's.",
+    no_args_is_help=True,
+)
+app.add_typer(linkage_app, name="linkage")
+UserOption = Annotated[str | None, typer.Option("--user", "-u", help="Act as this user.")]
+
+
+@linkage_app.command("list")
+def linkage_list(
+    decision: Annotated[
+        str, typer.Option(help="linked, review, unmatched or rejected.")
+    ] = "review",
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    user: UserOption = None,
+) -> None:
+    """The rows whose current decision is ``decision`` (personal data: a data engineer's)."""
+    from pyspark.sql import functions as F
+
+    from catalog import audit, people
+    from catalog.cli import _acting
+    from catalog.service import now_utc
+    from datong.spark import spark_session
+    from jobs.build import linkage_decisions
+
+    settings = _settings()
+    with _acting(user) as (_, session, actor):
+        people.require_role(actor, (people.DATA_ENGINEER,), "read linkage decisions")
+        spark = spark_session(settings, "datong-linkage")
+        decisions = linkage_decisions(spark, settings)
+        rows = []
+        if decisions is not None:
+            rows = (
+                decisions.where(F.col("decision") == decision)
+                .orderBy("source_file", "row_number")
+                .limit(limit)
+                .collect()
+            )
+        audit.record(session, actor.name, "linkage.list", decision, now_utc(), rows=len(rows))
+    table = Table("row", "source", "delivered ID", "name", "birth date", "person", "probability",
+                  "decided by", title=f"linkage decisions: {decision}")  # fmt: skip
+    for row in rows:
+        probability = row["match_probability"]
+        table.add_row(
+            f"{row['source_file']}#{row['row_number']}", row["source"], row["delivered_id"],
+            row["name"], row["birth_date"], row["person_id"],
+            "" if probability is None else f"{probability:.4f}", row["decided_by"],
+        )  # fmt: skip
+    out.print(table)
+
+
+@linkage_app.command("decide")
+def linkage_decide(
+    record: Annotated[str, typer.Argument(help="The row: <source file>#<row number>.")],
+    person: Annotated[
+        str | None, typer.Option("--person", help="The row is this person's (18-digit ID).")
+    ] = None,
+    reject: Annotated[
+        bool, typer.Option("--reject", help="The row is nobody in the library.")
+    ] = False,
+    note: Annotated[str | None, typer.Option(help="Why, for the audit trail.")] = None,
+    user: UserOption = None,
+) -> None:
+    """Decide a row for the next build: a linked row reaches gold as the person's row."""
+    from catalog import audit, people
+    from catalog.cli import _acting
+    from catalog.service import now_utc
+    from datong.spark import spark_session
+    from jobs.build import LinkageError, record_verdict
+
+    if (person is None) == (not reject):
+        _fail("give either --person ID or --reject")
+    settings = _settings()
+    with _acting(user) as (_, session, actor):
+        people.require_role(actor, (people.DATA_ENGINEER,), "decide a linkage")
+        spark = spark_session(settings, "datong-linkage")
+        try:
+            was = record_verdict(spark, settings, record, person, actor.name, note)
+        except LinkageError as error:
+            _fail(str(error))
+        verdict = "rejected" if reject else "linked"
+        audit.record(session, actor.name, "linkage.decide", record, now_utc(),
+                     verdict=verdict, person_id=person, was=was["decision"], note=note)  # fmt: skip
+    out.print(
+        f"{record}: {verdict}{f' to {person}' if person else ''} (was {was['decision']}); "
+        "the next build of the population library takes it"
+    )
 
 
 def _register_catalog() -> None:

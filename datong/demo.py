@@ -190,9 +190,16 @@ def _ingest_and_report(
     # The generated deliveries were extracted on batch 1's date: derive license and credit
     # statuses as of that day, as a build on the day of a real extract would.
     built = build(list(ORDER), settings, spark, as_of=extract_date(1))
+    linkage = dict(built.linkage)
+    linked = (
+        f"; quarantined rows without a valid person ID: {linkage.get('candidates', 0):,} "
+        f"offered to Splink, {linkage.get('linked', 0):,} linked "
+        f"({linkage.get('applied', 0):,} now their persons' rows), "
+        f"{linkage.get('review', 0):,} for review"
+    )
     summary.add("build base libraries", _library_counts(settings) + (
         f" ({len(built.batches)} batch(es), {len(built.tables)} tables registered in Trino)"
-    ), started)  # fmt: skip
+    ) + linked, started)  # fmt: skip
 
     started = time.monotonic()
     summary.add("corrected files redelivered (数据纠错)",

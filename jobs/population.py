@@ -253,3 +253,37 @@ def linkage_candidates(rejected: list[Any], resources: dict[str, Any]) -> Any:
         columns=["record_id", "delivered_id", "source", "source_file", "row_number", "name",
                  "gender", "birth_date", "division_code", "address"],
     )  # fmt: skip
+
+
+def linked_values(rejected: list[Any], links: Any, resources: dict[str, Any]) -> dict[str, list]:
+    """The delivered values of each quarantined row linked to a person, by bronze table.
+
+    A ``linked`` decision (in ``links``: record_id, person_id, decision) says whose row it
+    is: the row's values as delivered, its person ID the linked person's, with its lineage
+    (source file, batch, row number), so that it can enter silver as that person's row and
+    reach gold and the conflicts like any other. Rows decided otherwise stay in quarantine
+    only.
+    """
+    from jobs.staging import delivered_values
+
+    person = {
+        record: pid
+        for record, pid, decision in zip(
+            links["record_id"], links["person_id"], links["decision"], strict=True
+        )
+        if decision == "linked"
+    }
+    values: dict[str, list] = {}
+    for item in rejected:
+        record = f"{item['_source_file']}#{item['_row_number']}"
+        if record not in person:
+            continue
+        resource = resources[item["_resource"]]
+        columns = [e.name for e in resource.elements]
+        delivered = delivered_values(item["_raw"], resource.delivery.format, columns)
+        if delivered is None:
+            continue
+        row = {**delivered, KEY: person[record], "_source_file": item["_source_file"],
+               "_batch_id": item["_batch_id"], "_row_number": int(item["_row_number"])}  # fmt: skip
+        values.setdefault(item["_resource"], []).append(row)
+    return values

@@ -13,6 +13,7 @@ from tests.trino_support import UNGRANTED_PASSWORD
 pytestmark = pytest.mark.integration
 
 D1, D2, D3 = dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)
+PERSON = "population.person"
 
 RULES = LibraryRules(
     library="people",
@@ -819,38 +820,164 @@ def test_a_build_retires_keys_only_a_complete_batch_lacks(spark, household_lake)
     assert tables.exists(spark, settings, INGEST_LEDGER)
 
 
-def test_a_quarantined_row_is_offered_to_linkage_once_whatever_its_batch_rebuilt(
+def test_a_linked_row_reaches_gold_and_is_decided_once_whatever_its_batch_rebuilt(
     spark, household_lake
 ):
     """A death registration whose every row was rejected rebuilds no person; its row with
-    a wrong check character is still linked at the next build, and decided only once."""
+    a wrong check character is still linked at the next build, decided only once, and the
+    death it registers reaches the person: dead, with the disagreement with the still active
+    household record among the conflicts."""
     from datong import tables
     from jobs import build
     from jobs.ingest import QUARANTINE
 
     settings = household_lake
-    pid = "420102195001011234"
+    pid = "420102195001011238"
     _deliver(spark, settings, "b1", {"silver.household_register": [
         _member(pid, "H1", "02", name="王建国", birth_date=dt.date(1950, 1, 1)),
-        _member("420102198002021111", "H2", "02", name="李梅", gender="2"),
+        _member("420102198002021116", "H2", "02", name="李梅", gender="2",
+                birth_date=dt.date(1980, 2, 2)),
     ]})  # fmt: skip
     wrong = pid[:-1] + "X"
+    bad = (
+        "D2,420102198002021110,李梅,2,2026-13-40,420102,2026-01-05",
+        [("INGEST-007", "person_id", "身份证号校验位错误", "bad check"),
+         ("INGEST-003", "death_date", "日期无法解析", "bad date")],
+    )  # fmt: skip
     quarantined = spark.createDataFrame(
-        [("src", "bronze.death_registration", "civil/d2.csv", "b2", 1,
-          f"D1,{wrong},王建国,1,2026-01-03,420102,2026-01-05",
-          [("INGEST-007", "person_id", "身份证号校验位错误", "bad check")],
-          dt.datetime(2026, 1, 6))],
+        [("src", "bronze.death_registration", "civil/d2.csv", "b2", row, raw, problems,
+          dt.datetime(2026, 1, 6))
+         for row, (raw, problems) in enumerate([
+             (f"D1,{wrong},王建国,1,2026-01-03,420102,2026-01-05",
+              [("INGEST-007", "person_id", "身份证号校验位错误", "bad check")]),
+             bad,
+         ], start=1)],
         "_source_id string, _resource string, _source_file string, _batch_id string, "
         "_row_number long, _raw string, "
         "problems array<struct<rule_id:string,field:string,reason_zh:string,reason_en:string>>, "
         "_ingested_at timestamp",
     )  # fmt: skip
     tables.append(quarantined, settings, QUARANTINE)
-    counts = build.link_without_keys(spark, settings)
-    assert counts["candidates"] == 1
+    result = build.build(["population"], settings, spark, register=False, as_of=D3)
+    assert result.batches == []  # no bronze: only the quarantined rows
+    assert result.linkage["candidates"] == 2
     rows = tables.read(spark, settings, "population.linkage").collect()
-    assert [(r["batch_id"], r["delivered_id"], r["source"]) for r in rows] == [
-        ("b2", wrong, "death")
-    ]
-    assert build.link_without_keys(spark, settings) == {}
-    assert tables.read(spark, settings, "population.linkage").count() == 1
+    decisions = {r["row_number"]: (r["batch_id"], r["delivered_id"], r["decision"]) for r in rows}
+    assert decisions[1] == ("b2", wrong, "linked")
+    assert decisions[2][2] == "linked"  # 李梅, 1980-02-02: plainly her, but the date is bad
+    # Only the row that breaks no other rule enters silver, as the linked person's row.
+    assert result.linkage["applied"] == 1
+    [death] = tables.read(spark, settings, "silver.death_registration").collect()
+    assert (death["registration_no"], death["person_id"], death["_source_file"],
+            death["_row_number"]) == ("D1", pid, "civil/d2.csv", 1)  # fmt: skip
+    person = {r["person_id"]: r for r in tables.read(spark, settings, PERSON).collect()}
+    assert person[pid]["deceased"] is True
+    assert person[pid]["death_date"] == dt.date(2026, 1, 3)
+    assert person[pid]["_provenance"]["deceased"]["source"] == "death"
+    assert person["420102198002021116"]["deceased"] is False
+    conflicts = tables.read(spark, settings, "population.conflict").collect()
+    assert {(c["subject"], c["attribute"]) for c in conflicts} == {(pid, "deceased")}
+    # Decided once: the next build offers nothing.
+    again = build.build(["population"], settings, spark, register=False, as_of=D3)
+    assert again.linkage == {}
+    assert tables.read(spark, settings, "population.linkage").count() == 2
+
+
+def _quarantine_deaths(spark, settings, file: str, raws: list[str], rule: str) -> None:
+    from datong import tables
+    from jobs.ingest import QUARANTINE
+
+    frame = spark.createDataFrame(
+        [("src", "bronze.death_registration", file, "b2", number, raw,
+          [(rule, "person_id", "身份证号有误", "bad ID")], dt.datetime(2026, 1, 6))
+         for number, raw in enumerate(raws, start=1)],
+        "_source_id string, _resource string, _source_file string, _batch_id string, "
+        "_row_number long, _raw string, "
+        "problems array<struct<rule_id:string,field:string,reason_zh:string,reason_en:string>>, "
+        "_ingested_at timestamp",
+    )  # fmt: skip
+    tables.append(frame, settings, QUARANTINE)
+
+
+def test_a_reviewers_verdict_decides_a_row_at_the_next_build(spark, household_lake):
+    """Rows without an ID that fit two persons each are left unmatched; a data engineer's
+    verdict links one (its death reaches the person) and rejects another, and a linked row
+    cannot be taken back."""
+    from datong import tables
+    from jobs import build
+
+    settings = household_lake
+    pid, her = "420102195001011238", "420102198002021116"
+    # Two of each name in the same district, of the same gender.
+    _deliver(spark, settings, "b1", {"silver.household_register": [
+        _member(pid, "H1", "02", name="王建国", birth_date=dt.date(1950, 1, 1)),
+        _member("420102196203151233", "H3", "02", name="王建国", birth_date=dt.date(1962, 3, 15)),
+        _member(her, "H2", "02", name="李梅", gender="2", birth_date=dt.date(1980, 2, 2)),
+        _member("420102198507071127", "H4", "02", name="李梅", gender="2",
+                birth_date=dt.date(1985, 7, 7)),
+    ]})  # fmt: skip
+    _quarantine_deaths(spark, settings, "civil/d3.csv", [
+        "D3,,王建国,1,2026-01-03,420102,2026-01-05",
+        "D4,,李梅,2,2026-01-04,420102,2026-01-06",
+    ], "INGEST-002")  # fmt: skip
+    first = build.build(["population"], settings, spark, register=False, as_of=D3)
+    # No ID, so no birth date: name, gender and division fit two persons each, and neither
+    # is likely enough.
+    assert first.linkage == {"candidates": 2, "linked": 0, "review": 0, "unmatched": 2}
+
+    def decision(number: int) -> tuple:
+        rows = build.linkage_decisions(spark, settings).collect()
+        [row] = [r for r in rows if r["row_number"] == number]
+        return row["decision"], row["person_id"], row["decided_by"]
+
+    with pytest.raises(build.LinkageError, match="no row of that name"):
+        build.record_verdict(spark, settings, "civil/d3.csv#9", pid, "alice")
+    with pytest.raises(build.LinkageError, match="no such person"):
+        build.record_verdict(spark, settings, "civil/d3.csv#1", "110105194912310021", "alice")
+    was = build.record_verdict(spark, settings, "civil/d3.csv#1", pid, "alice", "殡仪馆核实")
+    assert was["decision"] == "unmatched"
+    build.record_verdict(spark, settings, "civil/d3.csv#2", None, "alice", "not her")
+    second = build.build(["population"], settings, spark, register=False, as_of=D3)
+    assert second.linkage == {"candidates": 2, "linked": 1, "review": 0, "unmatched": 0,
+                              "rejected": 1, "applied": 1}  # fmt: skip
+    assert decision(1) == ("linked", pid, "alice")
+    assert decision(2) == ("rejected", None, "alice")
+    person = {r["person_id"]: r for r in tables.read(spark, settings, PERSON).collect()}
+    assert (person[pid]["deceased"], person[pid]["death_date"]) == (True, dt.date(2026, 1, 3))
+    assert person[her]["deceased"] is False
+    # Decided: nothing is offered again, and a linked row stays linked.
+    assert build.build(["population"], settings, spark, register=False, as_of=D3).linkage == {}
+    with pytest.raises(build.LinkageError, match="linked to 420102195001011238 already"):
+        build.record_verdict(spark, settings, "civil/d3.csv#1", her, "alice")
+    # Every decision is kept: Splink's, then the reviewer's.
+    assert tables.read(spark, settings, "population.linkage").count() == 4
+
+
+def test_an_unmatched_row_is_offered_again_once_the_register_changed(spark, household_lake):
+    """A death whose person is not in the register yet is unmatched; once the register
+    holds the person (a household record corrected later), the row is linked and used."""
+    from jobs import build
+
+    settings = household_lake
+    pid, her = "420102195001011238", "420102198002021116"
+    register = [_member(her, "H2", "02", name="李梅", gender="2", birth_date=dt.date(1980, 2, 2))]
+    _deliver(spark, settings, "b1", {"silver.household_register": register})
+    wrong = pid[:-1] + "X"
+    raw = f"D5,{wrong},王建国,1,2026-01-03,420102,2026-01-05"
+    _quarantine_deaths(spark, settings, "civil/d5.csv", [raw], "INGEST-007")
+    first = build.build(["population"], settings, spark, register=False, as_of=D3)
+    assert first.linkage == {"candidates": 1, "linked": 0, "review": 0, "unmatched": 1}
+    # The register unchanged: the row stays decided.
+    assert build.build(["population"], settings, spark, register=False, as_of=D3).linkage == {}
+    _deliver(spark, settings, "b2", {"silver.household_register": [
+        _member(pid, "H1", "02", name="王建国", birth_date=dt.date(1950, 1, 1)),
+    ]})  # fmt: skip
+    second = build.build(["population"], settings, spark, register=False, as_of=D3)
+    assert second.linkage == {"candidates": 1, "linked": 1, "review": 0, "unmatched": 0,
+                              "applied": 1}  # fmt: skip
+    [row] = build.linkage_decisions(spark, settings).collect()
+    assert (row["decision"], row["person_id"], row["decided_by"]) == ("linked", pid, "splink")
+    from datong import tables
+
+    person = {r["person_id"]: r for r in tables.read(spark, settings, PERSON).collect()}
+    assert person[pid]["deceased"] is True and person[her]["deceased"] is False

@@ -214,3 +214,26 @@ def test_a_demand_is_answered_by_cataloguing_from_a_yaml_file(run, tmp_path):
         "CONDITIONAL",
     )
     assert shown["items"][0]["mask"] == "id"
+
+
+def test_only_a_data_engineer_decides_a_linkage_and_the_refusal_writes_nothing(run, tmp_path):
+    """Linkage rows are personal data: an analyst may neither list nor decide them."""
+    run("catalog", "users", "create", "wj_analyst", "--role", "analyst", "--department", "health")
+    decide = ["linkage", "decide", "civil/d.csv#1", "--person", "420102195001011238"]
+    for args in (["linkage", "list"], decide):
+        refused = run(*args, "--user", "wj_analyst", code=1)
+        assert "wj_analyst (analyst) may not" in refused
+    assert "either --person ID or --reject" in run("linkage", "decide", "civil/d.csv#1", code=1)
+    assert "either --person ID or --reject" in run(
+        "linkage", "decide", "civil/d.csv#1", "--person", "1", "--reject", code=1
+    )
+    # Nothing was decided, so the audit trail holds no linkage action.
+    from catalog.models import AuditEvent
+    from catalog.service import Catalog
+    from datong.settings import load_settings
+
+    settings = load_settings(state_dir=tmp_path / "state", catalog_database_url="")
+    with Catalog(settings).session() as session:
+        actions = {event.action for event in session.query(AuditEvent).all()}
+    assert actions, "the audit trail is empty: read from the wrong catalogue"
+    assert not {a for a in actions if a.startswith("linkage.")}

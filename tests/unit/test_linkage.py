@@ -269,3 +269,35 @@ def test_quarantined_rows_with_an_invalid_or_missing_id_are_candidates() -> None
         {"record_id": "civil/death.csv#2", "delivered_id": "", "name": "李四", "gender": "2",
          "birth_date": None},
     ]  # fmt: skip
+
+
+def test_a_linked_row_carries_the_linked_person_and_its_lineage() -> None:
+    """Only ``linked`` decisions give a row to a person; its delivered values stay as they
+    were but for the ID, so ingest's rules can be applied to it again."""
+    from datong.contracts import load_resources
+    from jobs.population import linked_values
+
+    def row(number: int, raw: str, resource: str = "bronze.death_registration") -> dict:
+        return {"_resource": resource, "_source_file": "civil/death.csv", "_batch_id": "b2",
+                "_row_number": number, "_raw": raw}  # fmt: skip
+
+    rejected = [
+        row(1, "D1,11010519491231002Y,张三,1,2026-01-02,420102,2026-01-03"),
+        row(2, "D2,,李四,2,2026-01-02,420102,2026-01-03"),
+        row(3, "D3,,王五,1"),  # does not split into the columns
+        row(4, "D4,,赵六,1,2026-01-02,420102,2026-01-03"),
+    ]
+    links = pd.DataFrame({
+        "record_id": [f"civil/death.csv#{n}" for n in (1, 2, 3, 4)],
+        "person_id": ["110105194912310021", "110105195001010012", "110105195001010020", None],
+        "decision": ["linked", "review", "linked", "unmatched"],
+    })  # fmt: skip
+    got = linked_values(rejected, links, load_resources())
+    assert got == {
+        "bronze.death_registration": [
+            {"registration_no": "D1", "person_id": "110105194912310021", "name": "张三",
+             "gender": "1", "death_date": "2026-01-02", "death_division_code": "420102",
+             "registration_date": "2026-01-03", "_source_file": "civil/death.csv",
+             "_batch_id": "b2", "_row_number": 1},
+        ]
+    }  # fmt: skip
