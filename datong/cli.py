@@ -490,22 +490,26 @@ def linkage_list(
     from catalog.cli import _acting
     from catalog.service import now_utc
     from datong.spark import spark_session
-    from jobs.build import linkage_decisions
+    from jobs.keyless import linkage_decisions
 
     settings = _settings()
-    with _acting(user) as (_, session, actor):
+    # The role is checked, and the reading audited, in short transactions of their own:
+    # none is held open while Spark starts and reads.
+    with _acting(user) as (_, _session, actor):
         people.require_role(actor, (people.DATA_ENGINEER,), "read linkage decisions")
-        spark = spark_session(settings, "datong-linkage")
-        decisions = linkage_decisions(spark, settings)
-        rows = []
-        if decisions is not None:
-            rows = (
-                decisions.where(F.col("decision") == decision)
-                .orderBy("source_file", "row_number")
-                .limit(limit)
-                .collect()
-            )
-        audit.record(session, actor.name, "linkage.list", decision, now_utc(), rows=len(rows))
+        name = actor.name
+    spark = spark_session(settings, "datong-linkage")
+    decisions = linkage_decisions(spark, settings)
+    rows = []
+    if decisions is not None:
+        rows = (
+            decisions.where(F.col("decision") == decision)
+            .orderBy("source_file", "row_number")
+            .limit(limit)
+            .collect()
+        )
+    with _acting(name) as (_, session, _actor):  # shown only once the reading is audited
+        audit.record(session, name, "linkage.list", decision, now_utc(), rows=len(rows))
     table = Table("row", "source", "delivered ID", "name", "birth date", "person", "probability",
                   "decided by", title=f"linkage decisions: {decision}")  # fmt: skip
     for row in rows:
@@ -535,20 +539,23 @@ def linkage_decide(
     from catalog.cli import _acting
     from catalog.service import now_utc
     from datong.spark import spark_session
-    from jobs.build import LinkageError, record_verdict
+    from jobs.keyless import LinkageError, record_verdict
 
     if (person is None) == (not reject):
         _fail("give either --person ID or --reject")
     settings = _settings()
-    with _acting(user) as (_, session, actor):
+    with _acting(user) as (_, _session, actor):
         people.require_role(actor, (people.DATA_ENGINEER,), "decide a linkage")
-        spark = spark_session(settings, "datong-linkage")
-        try:
-            was = record_verdict(spark, settings, record, person, actor.name, note)
-        except LinkageError as error:
-            _fail(str(error))
-        verdict = "rejected" if reject else "linked"
-        audit.record(session, actor.name, "linkage.decide", record, now_utc(),
+        name = actor.name
+    spark = spark_session(settings, "datong-linkage")
+    try:
+        # The verdict row names its reviewer and time itself, should the audit then fail.
+        was = record_verdict(spark, settings, record, person, name, note)
+    except LinkageError as error:
+        _fail(str(error))
+    verdict = "rejected" if reject else "linked"
+    with _acting(name) as (_, session, _actor):
+        audit.record(session, name, "linkage.decide", record, now_utc(),
                      verdict=verdict, person_id=person, was=was["decision"], note=note)  # fmt: skip
     out.print(
         f"{record}: {verdict}{f' to {person}' if person else ''} (was {was['decision']}); "

@@ -31,6 +31,7 @@ from jobs import (
     credit,
     geo,
     golden,
+    keyless,
     legal_person,
     license,
     materials,
@@ -409,314 +410,6 @@ def build_library(
     return result
 
 
-#: About this many golden persons are sampled for linkage's u probabilities (Splink draws
-#: its 2 million pairs from about 2,000 of them). A smaller library is its own sample.
-LINKAGE_SAMPLE = 50_000
-
-
-#: A reviewer's verdict on the linkage of one quarantined row (``datong linkage decide``).
-#: Not a library table: it outlives a full build, and decides the row whenever it is offered.
-VERDICTS = "ops.linkage_verdict"
-#: A reviewer's verdict that the row is nobody in the library.
-REJECTED = "rejected"
-#: ``decided_by`` of a decision Splink made.
-SPLINK = "splink"
-_LINKAGE_SCHEMA = (
-    "batch_id string, source string, source_file string, row_number long, "
-    "delivered_id string, name string, birth_date string, person_id string, "
-    "match_probability double, decision string, decided_by string, register_state string"
-)
-
-
-class LinkageError(ValueError):
-    """A verdict that cannot be taken: no such row, or no such person."""
-
-
-def linkage_decisions(spark: SparkSession, settings: Settings) -> DataFrame | None:
-    """The current decision on each row offered to linkage: its latest in ``population.linkage``."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    if not tables.exists(spark, settings, "population.linkage"):
-        return None
-    rows = tables.read(spark, settings, "population.linkage")
-    if "decided_at" not in rows.columns:  # a table from before decisions were dated
-        rows = rows.withColumns({
-            "decided_by": F.lit(SPLINK),
-            "decided_at": F.lit(None).cast("timestamp"),
-            "register_state": F.lit(None).cast("string"),
-        })  # fmt: skip
-    latest = Window.partitionBy("source_file", "row_number").orderBy(
-        F.col("decided_at").desc_nulls_last()
-    )
-    return rows.withColumn("_n", F.row_number().over(latest)).where("_n = 1").drop("_n")
-
-
-def record_verdict(
-    spark: SparkSession,
-    settings: Settings,
-    record: str,
-    person_id: str | None,
-    reviewer: str,
-    note: str | None = None,
-) -> dict[str, Any]:
-    """Keep a reviewer's verdict on row ``record`` (``<source file>#<row number>``).
-
-    With ``person_id`` the row is that person's (who must be in the 公安 register); without,
-    it is nobody's (``rejected``). The next build decides the row by it, and a linked row
-    reaches gold. Returns the row's current decision, which the verdict overrides.
-    """
-    from pyspark.sql import functions as F
-
-    file, _, number = record.rpartition("#")
-    if not file or not number.isdigit():
-        raise LinkageError(f"{record!r}: expected <source file>#<row number>")
-    decisions = linkage_decisions(spark, settings)
-    current = None
-    if decisions is not None:
-        current = decisions.where(
-            (F.col("source_file") == file) & (F.col("row_number") == int(number))
-        ).first()
-    if current is None:
-        raise LinkageError(f"{record}: no row of that name was offered to linkage")
-    if current["decision"] == "linked":
-        # Its row is in silver and gold already; taking it back is not built yet.
-        raise LinkageError(f"{record}: linked to {current['person_id']} already")
-    if person_id is not None:
-        person_id = person_id.strip().upper()
-        register = tables.read(spark, settings, population.REGISTER)
-        if register.where(F.col("person_id") == person_id).isEmpty():
-            raise LinkageError(f"{person_id}: no such person in the household register")
-    frame = spark.createDataFrame(
-        [(file, int(number), person_id, "linked" if person_id else REJECTED, reviewer, note,
-          dt.datetime.now())],
-        "source_file string, row_number long, person_id string, verdict string, "
-        "reviewer string, note string, decided_at timestamp",
-    )  # fmt: skip
-    tables.append(frame, settings, VERDICTS)
-    return current.asDict()
-
-
-def _verdicts(spark: SparkSession, settings: Settings) -> DataFrame | None:
-    """The latest verdict on each row a reviewer decided."""
-    from pyspark.sql import functions as F
-
-    if not tables.exists(spark, settings, VERDICTS):
-        return None
-    return (
-        tables.read(spark, settings, VERDICTS)
-        .groupBy("source_file", "row_number")
-        .agg(
-            F.max_by(F.struct("person_id", "verdict", "reviewer"), "decided_at").alias("v"),
-            F.max("decided_at").alias("verdict_at"),
-        )
-        .select("source_file", "row_number", "v.*", "verdict_at")
-    )
-
-
-@dataclass
-class Links:
-    """Linkage decisions on quarantined rows, not yet recorded, and the rows linked."""
-
-    counts: dict[str, int]
-    #: The rows of ``population.linkage`` to append (pandas).
-    decisions: Any = None
-    #: Per bronze table, the delivered values of each linked row, its person ID the linked
-    #: person's (``population.linked_values``).
-    values: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-
-def link_without_keys(
-    spark: SparkSession, settings: Settings, up_to: str | None = None
-) -> Links | None:
-    """Offer each quarantined row with an invalid or missing person ID to Splink linkage.
-
-    The rows of batches up to ``up_to`` (all batches when None) that ``population.linkage``
-    has no decision for, so a row quarantined in a batch that rebuilt no person (a file all
-    of whose rows were rejected, say) is linked at the next build of the library. A row is
-    offered again when a reviewer's verdict is newer than its decision (the verdict decides
-    it), and when Splink left it ``unmatched`` against a register that has changed since.
-    The persons are those of the 公安 register in silver (the golden persons' identity comes
-    only from there) as it is now. None when there is no row to offer or no register yet;
-    the decisions are recorded by ``record_links``, after the rows linked have reached gold
-    (``apply_links``).
-    """
-    from pyspark.sql import functions as F
-
-    from jobs.ingest import QUARANTINE
-    from jobs.linkage import DECISIONS, blocking_values, link_records
-
-    if not (
-        tables.exists(spark, settings, QUARANTINE)
-        and tables.exists(spark, settings, population.REGISTER)
-    ):
-        return None
-    rules = [population.INVALID_ID_RULE, population.MISSING_ID_RULE]
-    rejected = (
-        tables.read(spark, settings, QUARANTINE)
-        .where(F.col("_resource").isin(list(population.LINKABLE)))
-        .where(
-            F.exists("problems", lambda p: (p["field"] == "person_id") & p["rule_id"].isin(rules))
-        )
-    )
-    if up_to is not None:
-        rejected = rejected.where(F.col("_batch_id") <= F.lit(up_to))
-    verdicts = _verdicts(spark, settings)
-    decisions = linkage_decisions(spark, settings)
-    row_key = ["_source_file", "_row_number"]
-    register_state = tables.state(spark, settings, population.REGISTER)
-    if decisions is not None:
-        # Splink's ``unmatched`` holds while the register is as it was: a register that has
-        # changed since may now hold the person (a household record corrected later).
-        unmatched = (F.col("decision") == "unmatched") & (F.col("decided_by") == SPLINK)
-        changed_since = ~F.col("register_state").eqNullSafe(F.lit(register_state))
-        decided = decisions.where(~(unmatched & changed_since)).select(
-            F.col("source_file").alias("_source_file"),
-            F.col("row_number").alias("_row_number"),
-            "decided_at",
-        )
-        if verdicts is not None:
-            # A verdict newer than the row's decision offers the row again, to be decided by it.
-            newer = verdicts.select(
-                F.col("source_file").alias("_source_file"),
-                F.col("row_number").alias("_row_number"),
-                "verdict_at",
-            )
-            decided = decided.join(newer, row_key, "left").where(
-                F.col("verdict_at").isNull()
-                | (F.col("decided_at").isNotNull() & (F.col("decided_at") >= F.col("verdict_at")))
-            )
-        rejected = rejected.join(decided.select(*row_key), row_key, "left_anti")
-    rejected_rows = rejected.collect()
-    resources = load_resources()
-    candidates = population.linkage_candidates(rejected_rows, resources)
-    if candidates.empty:
-        return None
-    batches = {f"{r['_source_file']}#{r['_row_number']}": r["_batch_id"] for r in rejected_rows}
-    persons = tables.read(spark, settings, population.REGISTER).select(
-        "person_id", "name", "gender", F.col("birth_date").cast("string"), "division_code",
-        "address",
-    )  # fmt: skip
-    population_size = persons.count()
-    # Only the persons blocking can pair with a candidate leave Spark, and a sample of all
-    # for u: a batch's few hundred candidates against ten million persons need a few
-    # thousand of them, not all (as Arrow, 1.1 GB, collected in every batch).
-    blocked = F.lit(False)
-    for column, values in blocking_values(candidates).items():
-        blocked = blocked | F.col(column).isin(values)
-    every = max(1, population_size // LINKAGE_SAMPLE)
-    sample = persons.where(F.pmod(F.xxhash64("person_id"), F.lit(every)) == 0)
-    linked = link_records(
-        candidates,
-        persons.where(blocked).toArrow(),
-        sample=sample.toArrow(),
-        population=population_size,
-    )
-    rows = candidates.merge(linked.links, on="record_id")
-    rows["batch_id"] = rows["record_id"].map(batches)
-    rows["decided_by"] = SPLINK
-    rows["register_state"] = register_state
-    if verdicts is not None:
-        wanted = set(rows["record_id"])
-        for verdict in verdicts.collect():
-            record = f"{verdict['source_file']}#{verdict['row_number']}"
-            if record in wanted:
-                at = rows["record_id"] == record
-                rows.loc[at, "person_id"] = verdict["person_id"]
-                rows.loc[at, "decision"] = verdict["verdict"]
-                rows.loc[at, "decided_by"] = verdict["reviewer"]
-    counts = {"candidates": len(rows), **dict.fromkeys(DECISIONS, 0)}
-    counts.update(rows["decision"].value_counts().to_dict())
-    values = population.linked_values(rejected_rows, rows, resources)
-    return Links({k: int(v) for k, v in counts.items()}, rows, values)
-
-
-def apply_links(
-    spark: SparkSession,
-    settings: Settings,
-    links: Links | None,
-    applied: dict[str, set[str]] | None = None,
-) -> dict[str, DataFrame]:
-    """MERGE the linked rows into silver as their persons' rows; the rows to rebuild, by table.
-
-    Each row goes through ingest's rules again with the linked person's ID; one that still
-    breaks a rule (a bad date as well as a bad ID) stays in quarantine only. A row is
-    MERGEd like its batch's own rows: the latest version of its key wins, and a row of a
-    batch older than a complete snapshot built already brings back no key it retired
-    (``applied``: the batches built as complete snapshots, per bronze table). The persons
-    linked are rebuilt whether or not silver changed: a build that failed after this MERGE
-    left them as they were. ``links.counts["applied"]`` is set to the rows that passed.
-    """
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import StructType
-
-    from jobs import rules
-    from jobs.staging import FIELD_COUNT
-
-    changed: dict[str, DataFrame] = {}
-    if links is None or not links.values:
-        return changed
-    resources = load_resources()
-    passed = 0
-    for name, values in sorted(links.values.items()):
-        resource = resources[name]
-        columns = [e.name for e in resource.elements]
-        schema = ", ".join(f"`{c}` string" for c in columns)
-        schema += ", _source_file string, _batch_id string, _row_number long"
-        staged = spark.createDataFrame(
-            [[v.get(c) for c in columns] + [v["_source_file"], v["_batch_id"], v["_row_number"]]
-             for v in values],
-            StructType.fromDDL(schema),
-        ).withColumn(FIELD_COUNT, F.lit(len(columns)))  # fmt: skip
-        checked = rules.transform(staged, resource)
-        good = checked.where(F.size(rules.RULES) == 0).drop(rules.RULES, FIELD_COUNT)
-        good = good.localCheckpoint()
-        count = good.count()
-        if count < len(values):
-            log.warning(
-                "%s: %d linked row(s) break another rule and stay in quarantine only",
-                name, len(values) - count,
-            )  # fmt: skip
-        passed += count
-        for (batch,) in sorted(good.select("_batch_id").distinct().collect()):
-            rows = good.where(F.col("_batch_id") == batch)
-            later = any(b > batch for b in (applied or {}).get(name, ()))
-            merged = silver.merge_batch(
-                spark, settings, resource, rows, None, None, None, after_snapshot=later
-            )
-            update = merged.changed.select(*columns).unionByName(rows.select(*columns))
-            _add_changed(changed, merged.table, update)
-    links.counts["applied"] = passed
-    return changed
-
-
-def record_links(spark: SparkSession, settings: Settings, links: Links | None) -> None:
-    """Append the decisions to ``population.linkage``: each row is then decided."""
-    from jobs.derived import from_pandas
-
-    if links is None or links.decisions is None:
-        return
-    from pyspark.sql import functions as F
-
-    frame = from_pandas(spark, links.decisions, _LINKAGE_SCHEMA)
-    frame = frame.withColumn("decided_at", F.lit(dt.datetime.now()))
-    # ``decided_by`` and ``decided_at`` came later: a table from before gains them.
-    tables.append(frame, settings, "population.linkage", merge_schema=True)
-
-
-def _add_changed(changed: dict[str, DataFrame], table: str, rows: DataFrame) -> None:
-    """Add ``rows`` (contract columns) to the changed rows of ``table``."""
-    if table in changed:
-        # A table the batch created has its changed rows with their lineage: not needed here.
-        rows = changed[table].select(*rows.columns).unionByName(rows)
-    changed[table] = rows
-
-
-def _add_counts(total: dict[str, int], counts: dict[str, int]) -> None:
-    for name, count in counts.items():
-        total[name] = total.get(name, 0) + count
-
-
 def _silver_before(
     spark: SparkSession, settings: Settings, batch_id: str, names: list[str], resources: Any
 ) -> dict[str, DataFrame | None]:
@@ -921,7 +614,10 @@ def build(
     # libraries' builds, run one after the other, each include the legal-person library).
     relinked = False
     compared = _last_relink(spark, settings) if "legal_person" in ordered else None
-    for batch_id in sorted({batch for _, batch in delivered}):
+    # Batches with quarantined rows to offer to linkage are visited too (a file all of whose
+    # rows were rejected brings no bronze row), in batch order, as a full build would.
+    linkable = keyless.batches_to_offer(spark, settings) if "population" in ordered else set()
+    for batch_id in sorted({batch for _, batch in delivered} | linkable):
         build_id = f"build:{batch_id}:{uuid.uuid4().hex[:12]}"
         changed: dict[str, DataFrame] = {}
         ledger_rows: list[tuple[Any, ...]] = []
@@ -959,9 +655,9 @@ def build(
         if "population" in ordered:
             # Rows of this batch and earlier quarantined without a valid ID, linked to the
             # persons of the register as this batch leaves it, are rebuilt with the batch.
-            links = link_without_keys(spark, settings, up_to=batch_id)
-            for table, rows in apply_links(spark, settings, links, applied).items():
-                _add_changed(changed, table, rows)
+            links = keyless.link_without_keys(spark, settings, up_to=batch_id)
+            for table, rows in keyless.apply_links(spark, settings, links, applied, as_of).items():
+                keyless.add_changed(changed, table, rows)
         persons: Affected | None = None
         population_state: str | None = None
         for library in ordered:
@@ -980,40 +676,19 @@ def build(
             if library == "population":
                 persons = built.keys
             relinked = relinked or library == "legal_person"
+        if ledger_rows:
+            _write_ledger(spark, settings, build_id, ledger_rows)
         if links is not None:
-            record_links(spark, settings, links)
-            _add_counts(result.linkage, links.counts)
-        _write_ledger(spark, settings, build_id, ledger_rows)
+            # After the ledger: a build that fails before this decides the rows again, and a
+            # redo of the batch's MERGEs cannot overwrite a linked row without applying it anew.
+            keyless.record_links(spark, settings, links)
+            keyless.add_counts(result.linkage, links.counts)
         if population_state is not None and population_state != compared:
             # Every entity has now been compared with the population as of that state: with
             # all of it just now, or with the persons it rebuilt since the last record.
             _record_relink(spark, settings, build_id, population_state)
             compared = population_state
         result.batches.append(batch_id)
-    if "population" in ordered:
-        # Rows of batches that brought no bronze row (a file all of whose rows were rejected).
-        links = link_without_keys(spark, settings)
-        changed = apply_links(spark, settings, links, applied)
-        if changed:
-            before_links = tables.state(spark, settings, "population.person")
-            built = build_library(
-                spark, settings, "population", "linkage", changed, recorded_on=as_of
-            )
-            result.results.append(built)
-            if "legal_person" in ordered and relinked and before_links == compared:
-                # Every entity was compared with the population before these persons changed.
-                relinked_pass = build_library(
-                    spark, settings, "legal_person", "linkage", {}, built.keys, recorded_on=as_of
-                )
-                if relinked_pass.affected:
-                    result.results.append(relinked_pass)
-                state = tables.state(spark, settings, "population.person")
-                if state is not None and state != compared:
-                    _record_relink(spark, settings, "linkage:" + uuid.uuid4().hex[:12], state)
-                    compared = state
-        if links is not None:
-            record_links(spark, settings, links)
-            _add_counts(result.linkage, links.counts)
     if "legal_person" in ordered and not relinked:
         # No new batch, but the population library may have changed since the last build.
         population_state = tables.state(spark, settings, "population.person")

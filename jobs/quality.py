@@ -365,6 +365,19 @@ def check_gold(
     return run(list(GOLD_KEYS), settings, spark, as_of=as_of)
 
 
+def failing_keys(
+    spark: SparkSession, settings: Settings, name: str, frame: DataFrame, as_of: dt.date
+) -> set[tuple[str, int]]:
+    """The rows of ``frame`` (bronze ``name``'s columns) a row-level ``fail`` check of its
+    suite rejects, by source file and row number: for rows that reach silver without a
+    bronze batch's check (a quarantined row linked to its person, ``jobs.keyless``)."""
+    checks = [c for c in checks_for(name, as_of) if c.row_level and c.severity == "fail"]
+    if not checks or frame.isEmpty():
+        return set()
+    results = validator(docs_dir(settings)).validate(frame, name, checks, BRONZE_KEY, docs=False)
+    return {(key["_source_file"], int(key["_row_number"])) for r in results for key in r.failing}
+
+
 def quality_rejected_keys(spark: SparkSession, settings: Settings, name: str) -> DataFrame | None:
     """Lineage of the rows of bronze ``name`` quarantined by quality: kept out of silver."""
     from pyspark.sql import functions as F

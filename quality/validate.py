@@ -129,12 +129,13 @@ class Validator:
 
     def validate(
         self, frame: DataFrame, name: str, checks: list[Check], key: list[str],
-        cache: bool = True,
+        cache: bool = True, docs: bool = True,
     ) -> list[CheckResult]:  # fmt: skip
         """Every check's result on ``frame``, with the failing rows' ``key`` where it matters.
 
         ``cache=False``: the caller has derived ``frame``'s facts, caches it
         (:func:`quality.facts.with_facts`) and uses it again; it is not cached twice.
+        ``docs=False``: a check of a few rows outside a batch, kept out of the Data Docs.
         """
         from quality.facts import with_facts
 
@@ -143,7 +144,7 @@ class Validator:
         if cache:
             prepared = prepared.persist()
         try:
-            raw = self._run(prepared, name, checks, SUMMARY, docs=True)
+            raw = self._run(prepared, name, checks, SUMMARY, docs=docs)
             results = {r.expectation_config.meta["check"]: _result(by_key, r) for r in raw}
             wanted = [
                 results[c.key].check for c in checks
@@ -152,7 +153,7 @@ class Validator:
             if wanted:
                 complete = {"result_format": "COMPLETE", "unexpected_index_column_names": key,
                             "return_unexpected_index_query": False}  # fmt: skip
-                for item in self._run(prepared, f"{name}.failing", wanted, complete, docs=True):
+                for item in self._run(prepared, f"{name}.failing", wanted, complete, docs=docs):
                     found = results[item.expectation_config.meta["check"]]
                     rows = item.result.get("unexpected_index_list") or []
                     found.failing = [{k: row.get(k) for k in key} for row in rows]

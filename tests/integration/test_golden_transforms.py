@@ -859,7 +859,7 @@ def test_a_linked_row_reaches_gold_and_is_decided_once_whatever_its_batch_rebuil
     )  # fmt: skip
     tables.append(quarantined, settings, QUARANTINE)
     result = build.build(["population"], settings, spark, register=False, as_of=D3)
-    assert result.batches == []  # no bronze: only the quarantined rows
+    assert result.batches == ["b2"]  # no bronze: visited for its quarantined rows
     assert result.linkage["candidates"] == 2
     rows = tables.read(spark, settings, "population.linkage").collect()
     decisions = {r["row_number"]: (r["batch_id"], r["delivered_id"], r["decision"]) for r in rows}
@@ -904,7 +904,7 @@ def test_a_reviewers_verdict_decides_a_row_at_the_next_build(spark, household_la
     verdict links one (its death reaches the person) and rejects another, and a linked row
     cannot be taken back."""
     from datong import tables
-    from jobs import build
+    from jobs import build, keyless
 
     settings = household_lake
     pid, her = "420102195001011238", "420102198002021116"
@@ -926,17 +926,17 @@ def test_a_reviewers_verdict_decides_a_row_at_the_next_build(spark, household_la
     assert first.linkage == {"candidates": 2, "linked": 0, "review": 0, "unmatched": 2}
 
     def decision(number: int) -> tuple:
-        rows = build.linkage_decisions(spark, settings).collect()
+        rows = keyless.linkage_decisions(spark, settings).collect()
         [row] = [r for r in rows if r["row_number"] == number]
         return row["decision"], row["person_id"], row["decided_by"]
 
-    with pytest.raises(build.LinkageError, match="no row of that name"):
-        build.record_verdict(spark, settings, "civil/d3.csv#9", pid, "alice")
-    with pytest.raises(build.LinkageError, match="no such person"):
-        build.record_verdict(spark, settings, "civil/d3.csv#1", "110105194912310021", "alice")
-    was = build.record_verdict(spark, settings, "civil/d3.csv#1", pid, "alice", "殡仪馆核实")
+    with pytest.raises(keyless.LinkageError, match="no row of that name"):
+        keyless.record_verdict(spark, settings, "civil/d3.csv#9", pid, "alice")
+    with pytest.raises(keyless.LinkageError, match="no such person"):
+        keyless.record_verdict(spark, settings, "civil/d3.csv#1", "110105194912310021", "alice")
+    was = keyless.record_verdict(spark, settings, "civil/d3.csv#1", pid, "alice", "殡仪馆核实")
     assert was["decision"] == "unmatched"
-    build.record_verdict(spark, settings, "civil/d3.csv#2", None, "alice", "not her")
+    keyless.record_verdict(spark, settings, "civil/d3.csv#2", None, "alice", "not her")
     second = build.build(["population"], settings, spark, register=False, as_of=D3)
     assert second.linkage == {"candidates": 2, "linked": 1, "review": 0, "unmatched": 0,
                               "rejected": 1, "applied": 1}  # fmt: skip
@@ -947,8 +947,8 @@ def test_a_reviewers_verdict_decides_a_row_at_the_next_build(spark, household_la
     assert person[her]["deceased"] is False
     # Decided: nothing is offered again, and a linked row stays linked.
     assert build.build(["population"], settings, spark, register=False, as_of=D3).linkage == {}
-    with pytest.raises(build.LinkageError, match="linked to 420102195001011238 already"):
-        build.record_verdict(spark, settings, "civil/d3.csv#1", her, "alice")
+    with pytest.raises(keyless.LinkageError, match="linked to 420102195001011238 already"):
+        keyless.record_verdict(spark, settings, "civil/d3.csv#1", her, "alice")
     # Every decision is kept: Splink's, then the reviewer's.
     assert tables.read(spark, settings, "population.linkage").count() == 4
 
@@ -956,7 +956,8 @@ def test_a_reviewers_verdict_decides_a_row_at_the_next_build(spark, household_la
 def test_an_unmatched_row_is_offered_again_once_the_register_changed(spark, household_lake):
     """A death whose person is not in the register yet is unmatched; once the register
     holds the person (a household record corrected later), the row is linked and used."""
-    from jobs import build
+    from datong import tables
+    from jobs import build, keyless
 
     settings = household_lake
     pid, her = "420102195001011238", "420102198002021116"
@@ -969,15 +970,21 @@ def test_an_unmatched_row_is_offered_again_once_the_register_changed(spark, hous
     assert first.linkage == {"candidates": 1, "linked": 0, "review": 0, "unmatched": 1}
     # The register unchanged: the row stays decided.
     assert build.build(["population"], settings, spark, register=False, as_of=D3).linkage == {}
+    # Changed, but not by him: offered again, unmatched again, and no second decision row.
     _deliver(spark, settings, "b2", {"silver.household_register": [
+        _member("420102196203151233", "H3", "02", name="张伟", birth_date=dt.date(1962, 3, 15)),
+    ]})  # fmt: skip
+    again = build.build(["population"], settings, spark, register=False, as_of=D3)
+    assert again.linkage == {"candidates": 1, "linked": 0, "review": 0, "unmatched": 1}
+    assert tables.read(spark, settings, "population.linkage").count() == 1
+    assert build.build(["population"], settings, spark, register=False, as_of=D3).linkage == {}
+    _deliver(spark, settings, "b3", {"silver.household_register": [
         _member(pid, "H1", "02", name="王建国", birth_date=dt.date(1950, 1, 1)),
     ]})  # fmt: skip
     second = build.build(["population"], settings, spark, register=False, as_of=D3)
     assert second.linkage == {"candidates": 1, "linked": 1, "review": 0, "unmatched": 0,
                               "applied": 1}  # fmt: skip
-    [row] = build.linkage_decisions(spark, settings).collect()
+    [row] = keyless.linkage_decisions(spark, settings).collect()
     assert (row["decision"], row["person_id"], row["decided_by"]) == ("linked", pid, "splink")
-    from datong import tables
-
     person = {r["person_id"]: r for r in tables.read(spark, settings, PERSON).collect()}
     assert person[pid]["deceased"] is True and person[her]["deceased"] is False
