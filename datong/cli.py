@@ -510,13 +510,14 @@ def linkage_list(
         )
     with _acting(name) as (_, session, _actor):  # shown only once the reading is audited
         audit.record(session, name, "linkage.list", decision, now_utc(), rows=len(rows))
-    table = Table("row", "source", "delivered ID", "name", "birth date", "person", "probability",
-                  "decided by", title=f"linkage decisions: {decision}")  # fmt: skip
+    table = Table("row", "source", "delivered ID", "name", "birth date", "person",
+                  "best match", "probability", "decided by",
+                  title=f"linkage decisions: {decision}")  # fmt: skip
     for row in rows:
         probability = row["match_probability"]
         table.add_row(
             f"{row['source_file']}#{row['row_number']}", row["source"], row["delivered_id"],
-            row["name"], row["birth_date"], row["person_id"],
+            row["name"], row["birth_date"], row["person_id"], row["candidate_id"],
             "" if probability is None else f"{probability:.4f}", row["decided_by"],
         )  # fmt: skip
     out.print(table)

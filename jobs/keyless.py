@@ -54,7 +54,7 @@ _SCHEMA = (
     "batch_id string, source string, source_file string, row_number long, "
     "delivered_id string, name string, birth_date string, person_id string, "
     "match_probability double, decision string, decided_by string, register_state string, "
-    "verdict_at long"
+    "verdict_at long, candidate_id string"
 )
 
 
@@ -73,7 +73,8 @@ def linkage_decisions(spark: SparkSession, settings: Settings) -> DataFrame | No
     # Columns a table from before dated decisions and verdicts lacks.
     later = {"decided_by": F.lit(SPLINK), "decided_at": F.lit(None).cast("timestamp"),
              "register_state": F.lit(None).cast("string"),
-             "verdict_at": F.lit(None).cast("timestamp")}  # fmt: skip
+             "verdict_at": F.lit(None).cast("timestamp"),
+             "candidate_id": F.lit(None).cast("string")}  # fmt: skip
     rows = rows.withColumns({c: v for c, v in later.items() if c not in rows.columns})
     latest = Window.partitionBy("source_file", "row_number").orderBy(
         F.col("decided_at").desc_nulls_last()

@@ -43,6 +43,7 @@ FIELDS = ["name", "gender", "birth_date", "division_code", "address"]
 BLOCKING = ("birth_date", "name", "address")
 Decision = Literal["linked", "review", "unmatched"]
 DECISIONS: tuple[Decision, ...] = ("linked", "review", "unmatched")
+LINK_COLUMNS = ["record_id", "person_id", "match_probability", "decision", "candidate_id"]
 
 # Enough pairs to resolve u to about 1e-6 on a large reference, still fast on DuckDB.
 _U_MAX_PAIRS = 2e6
@@ -126,7 +127,9 @@ def _levels() -> dict[str, list[_Level]]:
 
 @dataclass(frozen=True)
 class LinkageResult:
-    links: pd.DataFrame  # record_id, person_id, match_probability, decision
+    #: record_id, person_id (when linked), match_probability, decision, and candidate_id:
+    #: the best-scoring person whatever the decision, for a reviewer to confirm or not.
+    links: pd.DataFrame
     counts: dict[str, int]  # candidates, linked, review, unmatched
 
 
@@ -241,6 +244,7 @@ def _empty_links() -> pd.DataFrame:
             "person_id": pd.Series([], dtype=object),
             "match_probability": pd.Series([], dtype=object),
             "decision": pd.Series([], dtype=object),
+            "candidate_id": pd.Series([], dtype=object),
         }
     )
 
@@ -349,7 +353,7 @@ def link_records(
             _table(candidates, "record_id"), _table(reference, "person_id"), pool, population
         )
 
-    rows: list[tuple[str, str | None, float | None, Decision]] = []
+    rows: list[tuple[str, str | None, float | None, Decision, str | None]] = []
     ranked = pairs.sort_values(
         ["record_id", "match_weight", "person_id"], ascending=[True, False, True]
     )
@@ -357,16 +361,17 @@ def link_records(
     for record_id in record_ids:
         group = by_record.get(record_id)
         if group is None or group.empty:
-            rows.append((record_id, None, None, "unmatched"))
+            rows.append((record_id, None, None, "unmatched", None))
             continue
         best = float(group["probability"].iloc[0])
         runner_up = float(group["probability"].iloc[1]) if len(group) > 1 else 0.0
+        candidate = str(group["person_id"].iloc[0])
         if best >= accept and runner_up < review:
-            rows.append((record_id, str(group["person_id"].iloc[0]), best, "linked"))
+            rows.append((record_id, candidate, best, "linked", candidate))
         elif best >= review:
-            rows.append((record_id, None, best, "review"))
+            rows.append((record_id, None, best, "review", candidate))
         else:
-            rows.append((record_id, None, best, "unmatched"))
-    links = pd.DataFrame(rows, columns=["record_id", "person_id", "match_probability", "decision"])
+            rows.append((record_id, None, best, "unmatched", candidate))
+    links = pd.DataFrame(rows, columns=LINK_COLUMNS)
     links = links.astype(object).where(links.notna(), None)
     return LinkageResult(links, _count(links))

@@ -924,6 +924,10 @@ def test_a_reviewers_verdict_decides_a_row_at_the_next_build(spark, household_la
     # No ID, so no birth date: name, gender and division fit two persons each, and neither
     # is likely enough.
     assert first.linkage == {"candidates": 2, "linked": 0, "review": 0, "unmatched": 2}
+    # The reviewer is shown whom Splink scored best: one of the two of that name.
+    best = {r["row_number"]: r["candidate_id"]
+            for r in keyless.linkage_decisions(spark, settings).collect()}  # fmt: skip
+    assert best[1] in {pid, "420102196203151233"} and best[2] in {her, "420102198507071127"}
 
     def decision(number: int) -> tuple:
         rows = keyless.linkage_decisions(spark, settings).collect()

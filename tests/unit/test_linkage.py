@@ -130,6 +130,13 @@ def test_twin_namesakes_are_never_auto_linked(result: LinkageResult) -> None:
     row = _row(result, TWINS)
     assert row["decision"] in {"review", "unmatched"}
     assert row["person_id"] is None
+    # A reviewer is shown whom Splink scored best: one of the twins.
+    assert row["candidate_id"] in {TWIN_A, TWIN_B}
+
+
+def test_a_linked_row_names_its_person_as_the_candidate_too(result: LinkageResult) -> None:
+    linked = result.links[result.links["decision"] == "linked"]
+    assert (linked["candidate_id"] == linked["person_id"]).all()
 
 
 def test_stranger_is_unmatched(result: LinkageResult) -> None:
@@ -139,11 +146,12 @@ def test_stranger_is_unmatched(result: LinkageResult) -> None:
         "person_id": None,
         "match_probability": None,  # no pair survived blocking
         "decision": "unmatched",
+        "candidate_id": None,
     }
 
 
 def test_every_record_once_and_counts_add_up(result: LinkageResult) -> None:
-    assert list(result.links.columns) == ["record_id", "person_id", "match_probability", "decision"]
+    assert list(result.links.columns) == linkage.LINK_COLUMNS
     assert result.links["record_id"].tolist() == [c[0] for c in CANDIDATES]
     assert set(result.links["decision"]) <= {"linked", "review", "unmatched"}
     counts = result.counts
@@ -161,7 +169,7 @@ def test_empty_candidates_do_not_call_splink(monkeypatch: pytest.MonkeyPatch) ->
     empty = pd.DataFrame(columns=["record_id", *COLUMNS])
     result = link_records(empty, _reference(20))
     assert result.links.empty
-    assert list(result.links.columns) == ["record_id", "person_id", "match_probability", "decision"]
+    assert list(result.links.columns) == linkage.LINK_COLUMNS
     assert result.counts == {"candidates": 0, "linked": 0, "review": 0, "unmatched": 0}
 
 
